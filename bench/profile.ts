@@ -1,0 +1,59 @@
+/**
+ * Per-kernel profile of one iBOT training step of the `bench` config
+ * (development aid: `npx tsx bench/profile.ts [--stock]`).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { IBOTModel, Crops } from '../src/train/ibot';
+import { pretrainPreset } from '../src/train/presets';
+import { Rng } from '../src/util/rng';
+
+async function main(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend('wasm');
+  if (!process.argv.includes('--stock')) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const k = require('../src/kernels');
+    k.registerWasmKernels();
+  }
+  const cfg = pretrainPreset('bench');
+  const model = new IBOTModel(cfg.model, 0);
+  const B = 64;
+  const rng = new Rng(1);
+  const crops: Crops = tf.tidy(() => ({
+    global: [0, 1].map((i) => tf.randomNormal([B, 28, 28, 1], 0, 1, 'float32', 10 + i) as tf.Tensor4D),
+    local: [0, 1, 2, 3].map((i) => tf.randomNormal([B, 12, 12, 1], 0, 1, 'float32', 20 + i) as tf.Tensor4D),
+    masks: [0, 1].map(() => {
+      const m = new Float32Array(B * 49);
+      for (let i = 0; i < m.length; i++) m[i] = rng.random() < 0.15 ? 1 : 0;
+      return tf.tensor2d(m, [B, 49]);
+    }),
+  }));
+  const sched = { lr: 1e-4, wd: 0.04, momentum: 0.996, epoch: 2 };
+  for (let i = 0; i < 2; i++) console.log(JSON.stringify(model.step(crops, sched, i).ms));
+  const prof = await tf.profile(() => {
+    model.step(crops, sched, 5);
+  });
+  const by = new Map<string, { ms: number; n: number }>();
+  const detail = new Map<string, { ms: number; n: number }>();
+  for (const k of prof.kernels) {
+    const ms = k.kernelTimeMs as number;
+    const e = by.get(k.name) ?? { ms: 0, n: 0 };
+    e.ms += ms; e.n++;
+    by.set(k.name, e);
+    const key = `${k.name} ${JSON.stringify(k.inputShapes)} ${JSON.stringify(k.extraInfo ?? '')}`;
+    const d = detail.get(key) ?? { ms: 0, n: 0 };
+    d.ms += ms; d.n++;
+    detail.set(key, d);
+  }
+  let tot = 0;
+  for (const e of by.values()) tot += e.ms;
+  console.log('total kernel ms', tot.toFixed(0));
+  for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) console.log(k.padEnd(22), e.ms.toFixed(1).padStart(8), e.n);
+  console.log('--- top kernel instances');
+  for (const [k, e] of [...detail].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40)) console.log(e.ms.toFixed(1).padStart(8), String(e.n).padStart(4), k);
+  const t0 = performance.now();
+  for (let i = 0; i < 3; i++) console.log(JSON.stringify(model.step(crops, sched, 10 + i).ms));
+  console.log('step ms', ((performance.now() - t0) / 3).toFixed(0));
+}
+main();

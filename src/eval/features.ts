@@ -1,0 +1,116 @@
+/**
+ * Frozen features for evaluation, as the official protocols extract them:
+ * the [CLS] token after the final norm (k-NN), optionally the [CLS] of the
+ * last n blocks concatenated and the average-pooled patch tokens (linear
+ * evaluation: `n_last_blocks`, `avgpool_patchtokens`), optionally
+ * L2-normalised. Baselines (raw pixels, a randomly initialised model) come
+ * through the same call so every protocol compares like with like.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import { ImageDataset, toTensor } from '../data/dataset';
+import { VisionTransformer } from '../model/vit';
+import { ProgressBar } from '../util/progress';
+
+export interface FeatureOptions {
+  /** Images per forward pass (default 256). */
+  batchSize?: number;
+  /** Concatenate the [CLS] of the last n blocks (official linear eval: 4 for ViT-S, 1 for ViT-B). Default 1. */
+  lastBlocks?: number;
+  /** Append the mean of the last block's patch tokens (official `avgpool_patchtokens`). Default false. */
+  avgPool?: boolean;
+  /** L2-normalise each feature row (k-NN does; default false). */
+  normalize?: boolean;
+  /** Per-channel normalisation applied to pixels in [0,1] before the model (must match pretraining). */
+  mean?: number[];
+  std?: number[];
+  /** Show a progress bar on stderr. */
+  progress?: boolean;
+}
+
+/** Features of every image of `ds` under `model` (its [CLS] etc.), as a [N, F] tensor the caller owns. */
+export function extractFeatures(model: VisionTransformer, ds: ImageDataset, opts: FeatureOptions = {}): tf.Tensor2D {
+  const bs = opts.batchSize ?? 256;
+  const n = opts.lastBlocks ?? 1;
+  const chunks: tf.Tensor2D[] = [];
+  const bar = opts.progress ? new ProgressBar(ds.n, { label: 'features' }) : undefined;
+  for (let start = 0; start < ds.n; start += bs) {
+    const idx = Int32Array.from({ length: Math.min(bs, ds.n - start) }, (_, i) => start + i);
+    chunks.push(
+      tf.tidy(() => {
+        const x = normalizePixels(toTensor(ds, idx), opts.mean, opts.std);
+        const out = model.forward(x, { lastBlocks: n > 1 ? n : undefined });
+        const blocks = n > 1 ? (out.blocks as tf.Tensor3D[]) : [out.tokens];
+        const [B, N1, D] = out.tokens.shape;
+        const parts: tf.Tensor2D[] = blocks.map((t) => tf.reshape(tf.slice(t, [0, 0, 0], [B, 1, D]), [B, D]) as tf.Tensor2D);
+        if (opts.avgPool) parts.push(tf.mean(tf.slice(out.tokens, [0, 1, 0], [B, N1 - 1, D]), 1) as tf.Tensor2D);
+        const f = parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor2D);
+        return opts.normalize ? l2rows(f) : f;
+      }),
+    );
+    bar?.update(start + idx.length);
+  }
+  bar?.done();
+  const all = tf.concat(chunks, 0) as tf.Tensor2D;
+  tf.dispose(chunks);
+  return all;
+}
+
+/** Raw pixels as features (flattened, optionally normalised): the baseline every method must beat. */
+export function pixelFeatures(ds: ImageDataset, opts: Pick<FeatureOptions, 'normalize' | 'mean' | 'std'> = {}): tf.Tensor2D {
+  return tf.tidy(() => {
+    const x = normalizePixels(toTensor(ds), opts.mean, opts.std);
+    const f = tf.reshape(x, [ds.n, -1]) as tf.Tensor2D;
+    return opts.normalize ? l2rows(f) : f;
+  });
+}
+
+function normalizePixels(x: tf.Tensor4D, mean?: number[], std?: number[]): tf.Tensor4D {
+  if (!mean || !std) return x;
+  return tf.div(tf.sub(x, tf.tensor1d(mean)), tf.tensor1d(std)) as tf.Tensor4D;
+}
+
+function l2rows(f: tf.Tensor2D): tf.Tensor2D {
+  return tf.div(f, tf.maximum(tf.norm(f, 2, 1, true), 1e-12)) as tf.Tensor2D;
+}
+
+/**
+ * Cached extraction: features are stored under `cacheDir` keyed by a hash of
+ * the model weights, the dataset and the options, so a repeated evaluation of
+ * the same checkpoint is instant.
+ */
+export function cachedFeatures(
+  cacheDir: string,
+  key: { model?: VisionTransformer; dataset: ImageDataset; opts: FeatureOptions; tag: string },
+  compute: () => tf.Tensor2D,
+): tf.Tensor2D {
+  const h = crypto.createHash('sha256');
+  h.update(key.tag);
+  h.update(JSON.stringify({ ...key.opts, progress: undefined }));
+  h.update(`${key.dataset.name}:${key.dataset.n}:${key.dataset.height}x${key.dataset.width}x${key.dataset.channels}`);
+  h.update(Buffer.from(key.dataset.images.buffer, key.dataset.images.byteOffset, Math.min(key.dataset.images.byteLength, 1 << 20)));
+  if (key.model) for (const p of key.model.params.params) h.update(Buffer.from((p.variable.dataSync() as Float32Array).buffer));
+  const file = path.join(cacheDir, `${h.digest('hex').slice(0, 24)}.f32`);
+  if (fs.existsSync(file)) {
+    const buf = fs.readFileSync(file);
+    const rows = buf.readUInt32LE(0);
+    const cols = buf.readUInt32LE(4);
+    if (buf.length === 8 + rows * cols * 4) {
+      const data = new Float32Array(buf.buffer.slice(buf.byteOffset + 8, buf.byteOffset + buf.length));
+      return tf.tensor2d(data, [rows, cols]);
+    }
+  }
+  const f = compute();
+  const [rows, cols] = f.shape;
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(rows, 0);
+  head.writeUInt32LE(cols, 4);
+  const data = f.dataSync() as Float32Array;
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, Buffer.concat([head, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
+  fs.renameSync(tmp, file);
+  return f;
+}

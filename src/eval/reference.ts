@@ -1,0 +1,204 @@
+/**
+ * Checks of the eval module against reference fixtures computed by an
+ * independent PyTorch / scikit-learn implementation (`knn.json`,
+ * `cluster_metrics.json`; format in the fixtures' README). Each function
+ * takes the parsed JSON and returns one entry per case; the CLI's
+ * `verify-reference` prints them. The k-NN check runs tf ops on the active
+ * backend, so set one first.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { knnClassify, type KnnResult } from './knn';
+import { ari, fmi, hungarianAccuracy, nmi, purity } from './metrics';
+
+export interface ReferenceCheck {
+  name: string;
+  /** Largest |actual − expected| over the compared values. */
+  maxAbsErr: number;
+  /** Largest |actual − expected| / |expected| over values with |expected| > the absolute tolerance. */
+  maxRelErr: number;
+  passed: boolean;
+  detail?: string;
+}
+
+/** float32 tolerances: a value passes when |a − e| ≤ abs + rel·|e| (numpy `allclose`). */
+export const REFERENCE_TOLERANCE = { rel: 1e-4, abs: 1e-5 } as const;
+
+class ErrStats {
+  maxAbs = 0;
+  maxRel = 0;
+  bad = 0;
+  firstBad = '';
+
+  add(actual: number, expected: number, where: string): void {
+    const abs = Math.abs(actual - expected);
+    const ok = abs <= REFERENCE_TOLERANCE.abs + REFERENCE_TOLERANCE.rel * Math.abs(expected);
+    // NaN compares false everywhere; count it as an error explicitly.
+    if (!ok || Number.isNaN(abs)) {
+      this.bad++;
+      if (!this.firstBad) this.firstBad = `${where}: got ${actual}, expected ${expected}`;
+    }
+    if (!Number.isNaN(abs)) {
+      this.maxAbs = Math.max(this.maxAbs, abs);
+      if (Math.abs(expected) > REFERENCE_TOLERANCE.abs) this.maxRel = Math.max(this.maxRel, abs / Math.abs(expected));
+    } else {
+      this.maxAbs = Infinity;
+    }
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function numArray(v: unknown, what: string): number[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw new Error(`${what} must be an array of numbers`);
+  return v as number[];
+}
+
+function matrix(v: unknown, what: string): { data: Float32Array; rows: number; cols: number } {
+  if (!Array.isArray(v) || v.length === 0) throw new Error(`${what} must be a non-empty array of rows`);
+  const rows = v.length;
+  const first = numArray(v[0], `${what}[0]`);
+  const cols = first.length;
+  const data = new Float32Array(rows * cols);
+  v.forEach((r, i) => {
+    const row = numArray(r, `${what}[${i}]`);
+    if (row.length !== cols) throw new Error(`${what}[${i}] has ${row.length} entries, row 0 has ${cols}`);
+    data.set(row, i * cols);
+  });
+  return { data, rows, cols };
+}
+
+function num(v: unknown, what: string): number {
+  if (typeof v !== 'number') throw new Error(`${what} must be a number`);
+  return v;
+}
+
+function casesOf(json: unknown, file: string): unknown[] {
+  if (!isRecord(json) || !Array.isArray(json.cases)) {
+    throw new Error(`${file}: expected an object with a 'cases' array (is this the right fixture file?)`);
+  }
+  return json.cases;
+}
+
+function caseName(c: unknown, kind: string, i: number, extra: string): string {
+  const given = isRecord(c) && typeof c.name === 'string' ? c.name : `case ${i}`;
+  return `${kind} ${given}${extra ? ` (${extra})` : ''}`;
+}
+
+function failed(name: string, e: unknown): ReferenceCheck {
+  return { name, maxAbsErr: Infinity, maxRelErr: Infinity, passed: false, detail: e instanceof Error ? e.message : String(e) };
+}
+
+function result(name: string, s: ErrStats, problems: string[]): ReferenceCheck {
+  if (s.bad > 0) problems.unshift(`${s.bad} value(s) outside tolerance, first ${s.firstBad}`);
+  const out: ReferenceCheck = { name, maxAbsErr: s.maxAbs, maxRelErr: s.maxRel, passed: problems.length === 0 };
+  if (problems.length) out.detail = problems.join('; ');
+  return out;
+}
+
+const KNN_EXPECTED = new Set(['predictions', 'votes', 'top1', 'top5']);
+
+function checkKnnCase(c: unknown, name: string): ReferenceCheck {
+  if (!isRecord(c)) throw new Error('case must be an object');
+  const k = num(c.k, 'k');
+  const temperature = num(c.temperature, 'temperature');
+  const numClasses = num(c.numClasses, 'numClasses');
+  const train = matrix(c.trainFeatures, 'trainFeatures');
+  const test = matrix(c.testFeatures, 'testFeatures');
+  const trainLabels = numArray(c.trainLabels, 'trainLabels');
+  const testLabels = c.testLabels === undefined ? undefined : numArray(c.testLabels, 'testLabels');
+  const exp = c.expected;
+  if (!isRecord(exp)) throw new Error('expected must be an object');
+
+  const trainT = tf.tensor2d(train.data, [train.rows, train.cols]);
+  const testT = tf.tensor2d(test.data, [test.rows, test.cols]);
+  let res: KnnResult;
+  try {
+    // The fixture's features are already unit-norm and the reference did not renormalise.
+    res = knnClassify(trainT, trainLabels, testT, { k, temperature, numClasses, testLabels, normalize: false, returnVotes: true });
+  } finally {
+    trainT.dispose();
+    testT.dispose();
+  }
+
+  const s = new ErrStats();
+  const problems: string[] = [];
+  const unknown = Object.keys(exp).filter((key) => !KNN_EXPECTED.has(key));
+  if (unknown.length) problems.push(`unchecked expected field(s): ${unknown.join(', ')}`);
+  if (exp.predictions !== undefined) {
+    const p = numArray(exp.predictions, 'expected.predictions');
+    if (p.length !== test.rows) problems.push(`expected.predictions has ${p.length} entries for ${test.rows} test rows`);
+    const wrong: number[] = [];
+    for (let i = 0; i < Math.min(p.length, test.rows); i++) if (res.predictions[i] !== p[i]) wrong.push(i);
+    if (wrong.length) problems.push(`predictions differ at test rows ${wrong.slice(0, 10).join(', ')}${wrong.length > 10 ? ', …' : ''}`);
+  }
+  if (exp.votes !== undefined) {
+    const v = matrix(exp.votes, 'expected.votes');
+    if (v.rows !== test.rows || v.cols !== numClasses) {
+      problems.push(`expected.votes is [${v.rows}, ${v.cols}], want [${test.rows}, ${numClasses}]`);
+    } else {
+      const got = res.votes as Float32Array;
+      for (let i = 0; i < v.data.length; i++) s.add(got[i], v.data[i], `votes[${Math.floor(i / numClasses)}][${i % numClasses}]`);
+    }
+  }
+  for (const key of ['top1', 'top5'] as const) {
+    if (exp[key] === undefined) continue;
+    if (!testLabels) problems.push(`expected.${key} given but the case has no testLabels`);
+    else s.add(res[key] as number, num(exp[key], `expected.${key}`), key);
+  }
+  return result(name, s, problems);
+}
+
+/** Run every case of a `knn` fixture (weighted k-NN predictions and vote sums). */
+export function checkKnnFixture(json: unknown): ReferenceCheck[] {
+  return casesOf(json, 'knn fixture').map((c, i) => {
+    const extra = isRecord(c) ? `k=${String(c.k)}, T=${String(c.temperature)}` : '';
+    const name = caseName(c, 'knn', i, extra);
+    try {
+      return checkKnnCase(c, name);
+    } catch (e) {
+      return failed(name, e);
+    }
+  });
+}
+
+const CLUSTER_METRICS: Record<string, (l: number[], c: number[]) => number> = {
+  nmi: (l, c) => nmi(l, c),
+  ari,
+  fmi,
+  acc: hungarianAccuracy,
+  purity,
+};
+
+function checkClusterCase(c: unknown, name: string): ReferenceCheck {
+  if (!isRecord(c)) throw new Error('case must be an object');
+  const labels = numArray(c.labels, 'labels');
+  const clusters = numArray(c.clusters, 'clusters');
+  const exp = c.expected;
+  if (!isRecord(exp)) throw new Error('expected must be an object');
+  const s = new ErrStats();
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(exp)) {
+    const f = CLUSTER_METRICS[key];
+    if (!f) {
+      problems.push(`unchecked expected field '${key}' (known: ${Object.keys(CLUSTER_METRICS).join(', ')})`);
+      continue;
+    }
+    s.add(f(labels, clusters), num(value, `expected.${key}`), key);
+  }
+  return result(name, s, problems);
+}
+
+/** Run every case of a `cluster_metrics` fixture (NMI, ARI, FMI, Hungarian accuracy, purity). */
+export function checkClusterMetricsFixture(json: unknown): ReferenceCheck[] {
+  return casesOf(json, 'cluster_metrics fixture').map((c, i) => {
+    const extra = isRecord(c) && Array.isArray(c.labels) ? `n=${c.labels.length}` : '';
+    const name = caseName(c, 'cluster_metrics', i, extra);
+    try {
+      return checkClusterCase(c, name);
+    } catch (e) {
+      return failed(name, e);
+    }
+  });
+}

@@ -1,0 +1,108 @@
+/**
+ * Checkpoints of a pretraining run: one `.safetensors` with every tensor
+ * (student, teacher, optimizer moments, centers) under official-style names,
+ * and a JSON with everything else (config, step, RNG state). Both are written
+ * to temporary files and renamed, JSON last, so a run killed at any moment
+ * leaves the previous complete checkpoint readable.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TensorMap, readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors';
+import { IBOTModel } from '../train/ibot';
+import { RngState } from '../util/rng';
+
+export interface CheckpointState<C = unknown> {
+  /** Format version of this file. */
+  version: 1;
+  config: C;
+  /** Optimizer steps done (= next step index). */
+  step: number;
+  /** Total steps of the schedules. */
+  totalSteps: number;
+  itersPerEpoch: number;
+  rng: RngState;
+  optimizerSteps: Record<string, number>;
+  /** Wall-clock seconds trained so far, over all sessions. */
+  elapsedSec: number;
+  /** Free-form extras (last metrics, dataset name…). */
+  extra?: Record<string, unknown>;
+}
+
+export const CHECKPOINT_TENSORS = 'checkpoint.safetensors';
+export const CHECKPOINT_STATE = 'checkpoint.json';
+export const TEACHER_EXPORT = 'teacher_backbone.safetensors';
+
+/** All tensors of the model pair and its optimizer. */
+export function modelTensors(model: IBOTModel): TensorMap {
+  const out: TensorMap = {
+    ...model.student.backbone.params.toTorch('student.backbone.'),
+    ...model.student.head.params.toTorch('student.head.'),
+    ...model.teacher.backbone.params.toTorch('teacher.backbone.'),
+    ...model.teacher.head.params.toTorch('teacher.head.'),
+  };
+  const c = model.loss.center.dataSync() as Float32Array;
+  const pc = model.loss.patchCenter.dataSync() as Float32Array;
+  out['loss.center'] = { shape: [1, c.length], dtype: 'float32', data: c };
+  out['loss.center2'] = { shape: [1, pc.length], dtype: 'float32', data: pc };
+  // Moments in internal layout: they are only ever read back by ibotlab.
+  const st = model.optimizer.getState();
+  for (const name of Object.keys(st.m)) {
+    out[`optimizer.m.${name}`] = { shape: [st.m[name].length], dtype: 'float32', data: st.m[name] };
+    out[`optimizer.v.${name}`] = { shape: [st.v[name].length], dtype: 'float32', data: st.v[name] };
+  }
+  return out;
+}
+
+export function saveCheckpoint<C>(dir: string, model: IBOTModel, state: Omit<CheckpointState<C>, 'version' | 'optimizerSteps'>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const full: CheckpointState<C> = { ...state, version: 1, optimizerSteps: model.optimizer.getState().steps };
+  writeSafetensors(path.join(dir, CHECKPOINT_TENSORS), modelTensors(model), { format: 'ibotlab-checkpoint', step: String(state.step) });
+  writeFileAtomic(path.join(dir, CHECKPOINT_STATE), JSON.stringify(full, null, 1));
+}
+
+export function hasCheckpoint(dir: string): boolean {
+  return fs.existsSync(path.join(dir, CHECKPOINT_STATE)) && fs.existsSync(path.join(dir, CHECKPOINT_TENSORS));
+}
+
+export function readCheckpointState<C>(dir: string): CheckpointState<C> {
+  const file = path.join(dir, CHECKPOINT_STATE);
+  if (!fs.existsSync(file)) throw new Error(`no checkpoint in ${dir} (${CHECKPOINT_STATE} missing); train first with 'ibotlab pretrain --out ${dir}'`);
+  let st: CheckpointState<C>;
+  try {
+    st = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message}); the checkpoint is damaged`);
+  }
+  if (st.version !== 1) throw new Error(`${file}: unsupported checkpoint version ${String(st.version)}`);
+  return st;
+}
+
+/** Load tensors into a model built from the checkpoint's config; returns the state. */
+export function loadCheckpoint<C>(dir: string, model: IBOTModel): CheckpointState<C> {
+  const st = readCheckpointState<C>(dir);
+  const { tensors } = readSafetensors(path.join(dir, CHECKPOINT_TENSORS));
+  const src = path.join(dir, CHECKPOINT_TENSORS);
+  model.student.backbone.params.loadTorch(tensors, { prefix: 'student.backbone.', strict: true, source: src });
+  model.student.head.params.loadTorch(tensors, { prefix: 'student.head.', strict: true, source: src });
+  model.teacher.backbone.params.loadTorch(tensors, { prefix: 'teacher.backbone.', strict: true, source: src });
+  model.teacher.head.params.loadTorch(tensors, { prefix: 'teacher.head.', strict: true, source: src });
+  const need = (n: string): Float32Array => {
+    const t = tensors[n];
+    if (!t) throw new Error(`${src}: missing '${n}'`);
+    return t.data as Float32Array;
+  };
+  model.loss.setCenters(need('loss.center'), need('loss.center2'));
+  const m: Record<string, Float32Array> = {};
+  const v: Record<string, Float32Array> = {};
+  for (const name of Object.keys(st.optimizerSteps)) {
+    m[name] = need(`optimizer.m.${name}`);
+    v[name] = need(`optimizer.v.${name}`);
+  }
+  model.optimizer.setState({ steps: st.optimizerSteps, m, v });
+  return st;
+}
+
+/** The teacher backbone alone, with timm/DINO names (what downstream users load). */
+export function exportTeacher(file: string, model: IBOTModel): void {
+  writeSafetensors(file, model.teacher.backbone.params.toTorch(), { format: 'pt', source: 'ibotlab teacher backbone' });
+}

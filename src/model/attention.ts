@@ -1,0 +1,89 @@
+/**
+ * Multi-head self-attention (timm's `Attention`): qkv projection, scaled
+ * dot-product per head, softmax, weighted sum, output projection.
+ *
+ * The per-head products are batched matMuls. Their forward and backward are
+ * written out by hand (one custom gradient for the whole softmax-attention
+ * core) so they run through `batchMatMul` below, which the wasm backend can
+ * replace with a faster kernel, and so autodiff never builds its chain of
+ * transposed-flag products.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
+import { linear } from './layers';
+
+type T = tf.Tensor;
+
+export interface AttentionWeights {
+  qkvW: tf.Tensor2D;
+  qkvB?: tf.Tensor1D;
+  projW: tf.Tensor2D;
+  projB: tf.Tensor1D;
+}
+
+/**
+ * a·b over a batch of matrices, with optional transposes: a [n, M, K] (or
+ * [n, K, M] with transA), b [n, K, N] (or [n, N, K] with transB). Every
+ * attention product goes through here.
+ */
+export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transA = false, transB = false): tf.Tensor3D {
+  return tf.matMul(a, b, transA, transB);
+}
+
+/** softmax(q·kᵀ·scale)·v on [n, N, d] heads, returning the probabilities too. */
+function attentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: number, keepProbs: boolean): { out: tf.Tensor3D; probs?: tf.Tensor3D } {
+  let probsOut: tf.Tensor3D | undefined;
+  const f = tf.customGrad(((qi: T, ki: T, vi: T, save: tf.GradSaveFunc) => {
+    const probs = tf.softmax(tf.mul(batchMatMul(qi as tf.Tensor3D, ki as tf.Tensor3D, false, true), scale)) as tf.Tensor3D;
+    save([qi, ki, vi, probs]);
+    // Intermediates die with the custom op's scope; keep the probabilities only when the caller wants them.
+    if (keepProbs) probsOut = tf.keep(probs);
+    return {
+      value: batchMatMul(probs, vi as tf.Tensor3D),
+      gradFunc: (dy: T, saved: T[]) => {
+        const [qs, ks, vs, p] = saved as tf.Tensor3D[];
+        const dO = dy as tf.Tensor3D;
+        const dV = batchMatMul(p, dO, true, false);
+        const dP = batchMatMul(dO, vs, false, true);
+        // softmax backward: dS = P ⊙ (dP − rowsum(dP ⊙ P))
+        const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D;
+        const dSs = tf.mul(dS, scale) as tf.Tensor3D;
+        const dQ = batchMatMul(dSs, ks);
+        const dK = batchMatMul(dSs, qs, true, false);
+        return [dQ, dK, dV];
+      },
+    };
+  }) as unknown as CustomGradientFunc<T>);
+  const out = f(q, k, v) as tf.Tensor3D;
+  return { out, probs: probsOut };
+}
+
+/**
+ * Attention on 2-D tokens x [B·N, D] (N tokens per image, [CLS] included).
+ * Returns the projected output [B·N, D] and, when asked, the probabilities [B, heads, N, N].
+ */
+export function attention(
+  x: tf.Tensor2D,
+  w: AttentionWeights,
+  B: number,
+  N: number,
+  heads: number,
+  returnProbs = false,
+): { out: tf.Tensor2D; probs?: tf.Tensor4D } {
+  const D = x.shape[1];
+  const d = D / heads;
+  const qkv = linear(x, w.qkvW, w.qkvB);
+  // Split on the 2-D tensor, then one 4-D transpose per operand (no 5-D transposes: slow on wasm).
+  const [q, k, v] = tf.split(qkv, 3, 1).map(
+    (t) => tf.reshape(tf.transpose(tf.reshape(t, [B, N, heads, d]), [0, 2, 1, 3]), [B * heads, N, d]) as tf.Tensor3D,
+  );
+  const { out, probs } = attentionCore(q, k, v, 1 / Math.sqrt(d), returnProbs);
+  const merged = tf.reshape(tf.transpose(tf.reshape(out, [B, heads, N, d]), [0, 2, 1, 3]), [B * N, D]) as tf.Tensor2D;
+  let probs4: tf.Tensor4D | undefined;
+  if (probs) {
+    // The reshape shares the kept tensor's data; hand ownership to the enclosing scope.
+    probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
+    probs.dispose();
+  }
+  return { out: linear(merged, w.projW, w.projB), probs: probs4 };
+}

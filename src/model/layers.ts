@@ -1,0 +1,102 @@
+/**
+ * The differentiable building blocks of the ViT and the iBOT head, each with a
+ * hand-written gradient.
+ *
+ * Why not plain autodiff: on the wasm backend XNNPACK serves only 2-D matMul
+ * without transpose flags; autodiff's matMul gradient uses transpose flags and
+ * falls onto a slow scalar loop (a naive ViT step is ~7x slower). So `linear`
+ * transposes explicitly and multiplies plainly. LayerNorm and GELU get closed-
+ * form backward passes: fewer, cheaper ops than the chain autodiff builds.
+ * Every gradient here is checked against finite differences in the tests.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
+import '../util/gradients';
+
+type T = tf.Tensor;
+
+/** y = x·W + b with x [M, in], W [in, out] (kernel layout), b [out]. */
+const linearWithBias = tf.customGrad(((x: T, w: T, b: T, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  const value = tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b });
+  return {
+    value,
+    gradFunc: (dy: T, saved: T[]) => {
+      const [xs, ws] = saved;
+      const dx = tf.matMul(dy as tf.Tensor2D, tf.transpose(ws) as tf.Tensor2D);
+      const dw = tf.matMul(tf.transpose(xs) as tf.Tensor2D, dy as tf.Tensor2D);
+      const db = tf.sum(dy, 0);
+      return [dx, dw, db];
+    },
+  };
+}) as unknown as CustomGradientFunc<T>);
+
+const linearNoBias = tf.customGrad(((x: T, w: T, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  const value = tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D);
+  return {
+    value,
+    gradFunc: (dy: T, saved: T[]) => {
+      const [xs, ws] = saved;
+      const dx = tf.matMul(dy as tf.Tensor2D, tf.transpose(ws) as tf.Tensor2D);
+      const dw = tf.matMul(tf.transpose(xs) as tf.Tensor2D, dy as tf.Tensor2D);
+      return [dx, dw];
+    },
+  };
+}) as unknown as CustomGradientFunc<T>);
+
+/** Dense layer on rows: x [M, in], w [in, out], optional bias [out]. */
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  return (b ? linearWithBias(x, w, b) : linearNoBias(x, w)) as tf.Tensor2D;
+}
+
+/** Row-wise LayerNorm of x [M, D] with affine gamma/beta [D]; eps 1e-6 as timm's ViT. */
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-6): tf.Tensor2D {
+  const f = tf.customGrad(((xi: T, g: T, bt: T, save: tf.GradSaveFunc) => {
+    const mean = tf.mean(xi, -1, true);
+    const xc = tf.sub(xi, mean);
+    const variance = tf.mean(tf.square(xc), -1, true);
+    const rstd = tf.rsqrt(tf.add(variance, eps));
+    const xhat = tf.mul(xc, rstd);
+    save([xhat, rstd, g]);
+    const value = tf.add(tf.mul(xhat, g), bt);
+    return {
+      value,
+      gradFunc: (dy: T, saved: T[]) => {
+        const [xh, rs, gs] = saved;
+        const dxhat = tf.mul(dy, gs);
+        const m1 = tf.mean(dxhat, -1, true);
+        const m2 = tf.mean(tf.mul(dxhat, xh), -1, true);
+        const dx = tf.mul(rs, tf.sub(tf.sub(dxhat, m1), tf.mul(xh, m2)));
+        const dg = tf.sum(tf.mul(dy, xh), 0);
+        const db = tf.sum(dy, 0);
+        return [dx, dg, db];
+      },
+    };
+  }) as unknown as CustomGradientFunc<T>);
+  return f(x, gamma, beta) as tf.Tensor2D;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** Exact (erf) GELU, as torch.nn.GELU() in timm/DINO/iBOT: x·Φ(x). */
+export const gelu = tf.customGrad(((x: T, save: tf.GradSaveFunc) => {
+  const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(x, SQRT1_2))));
+  save([x, cdf]);
+  return {
+    value: tf.mul(x, cdf),
+    gradFunc: (dy: T, saved: T[]) => {
+      const [xs, c] = saved;
+      // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+      const pdf = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(-0.5, tf.mul(xs, xs))));
+      return tf.mul(dy, tf.add(c, tf.mul(xs, pdf)));
+    },
+  };
+}) as unknown as CustomGradientFunc<T>) as <R extends tf.Tensor>(x: R) => R;
+
+/** L2-normalise rows (torch F.normalize(x, dim=-1, p=2, eps=1e-12)). Autodiff is fine: elementwise + reductions. */
+export function l2Normalize(x: tf.Tensor2D, eps = 1e-12): tf.Tensor2D {
+  const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(x), -1, true)), eps);
+  return tf.div(x, norm);
+}

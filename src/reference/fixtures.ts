@@ -1,0 +1,211 @@
+/**
+ * Runs the reference fixtures (numbers from an independent PyTorch /
+ * scikit-learn implementation) through the library. Each fixture kind is
+ * recognised by its content, so new fixtures of the same format work whatever
+ * their file name.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Comparison, combine, compare, flatten, shapeOf } from './compare';
+import { readSafetensors } from '../io/safetensors';
+import { VisionTransformer, VIT_DEFAULTS } from '../model/vit';
+import { IBOTHead } from '../model/head';
+import { IBOTLoss, IBOTLossConfig } from '../train/loss';
+import { cosineSchedule, teacherTempSchedule } from '../train/schedules';
+import { tidy } from '../util/tidy';
+import { checkClusterMetricsFixture, checkKnnFixture } from '../eval/reference';
+
+export type FixtureKind = 'ibot_loss' | 'vit_forward' | 'ibot_head' | 'knn' | 'cluster_metrics' | 'schedules';
+
+export interface FixtureResult extends Comparison {
+  file: string;
+  kind: FixtureKind;
+  /** Case label within the file. */
+  name: string;
+  detail?: string;
+}
+
+type Json = Record<string, unknown>;
+
+export function detectKind(json: Json): FixtureKind | undefined {
+  const cases = Array.isArray(json.cases) ? (json.cases as Json[]) : undefined;
+  const first = cases?.[0];
+  const inputs = (json.inputs ?? first?.inputs) as Json | undefined;
+  if (inputs && 'studentCls' in inputs) return 'ibot_loss';
+  if (inputs && 'imagesNCHW' in inputs) return 'vit_forward';
+  if (inputs && 'tokens' in inputs) return 'ibot_head';
+  if (first && 'trainFeatures' in first) return 'knn';
+  if (first && 'labels' in first && 'clusters' in first) return 'cluster_metrics';
+  if (first && (first.kind === 'cosine' || first.kind === 'teacherTemp')) return 'schedules';
+  return undefined;
+}
+
+const f32 = (x: unknown): Float32Array => Float32Array.from(flatten(x));
+const tensor = (x: unknown): tf.Tensor => tf.tensor(f32(x), shapeOf(x));
+
+function checkIbotLoss(json: Json, file: string): FixtureResult[] {
+  return (json.cases as Json[]).map((c, i) => {
+    const cfg = c.config as IBOTLossConfig;
+    const inp = c.inputs as Json;
+    const exp = c.expected as Json;
+    const loss = new IBOTLoss(cfg);
+    try {
+      loss.setCenters(f32(inp.center), f32(inp.patchCenter));
+      const parts = tidy(() => {
+        const student = { cls: tensor(inp.studentCls) as tf.Tensor2D, patch: tensor(inp.studentPatch) as tf.Tensor3D };
+        const teacher = { cls: tensor(inp.teacherCls) as tf.Tensor2D, patch: tensor(inp.teacherPatch) as tf.Tensor3D };
+        const epoch = Number(c.epoch);
+        const v = loss.forward(student, teacher, tensor(inp.masks) as tf.Tensor2D, epoch);
+        loss.updateCenter(teacher);
+        return [
+          compare([v.cls.dataSync()[0]], [Number(exp.cls)]),
+          compare([v.patch.dataSync()[0]], [Number(exp.patch)]),
+          compare([v.total.dataSync()[0]], [Number(exp.total)]),
+          compare([loss.teacherTemp(epoch), loss.teacherPatchTemp(epoch)], [Number(exp.teacherTemp), Number(exp.teacherPatchTemp)]),
+          compare(loss.center.dataSync(), flatten(exp.center)),
+          compare(loss.patchCenter.dataSync(), flatten(exp.patchCenter)),
+        ];
+      });
+      return { file, kind: 'ibot_loss' as const, name: `case ${i} (G=${cfg.globalCrops}, L=${cfg.localCrops}, epoch ${c.epoch})`, ...combine(parts) };
+    } finally {
+      loss.dispose();
+    }
+  });
+}
+
+function checkVitForward(json: Json, file: string): FixtureResult[] {
+  const cfg = json.config as Record<string, number | boolean>;
+  const weights = readSafetensors(path.join(path.dirname(file), String(json.weights)));
+  const vit = new VisionTransformer({
+    ...VIT_DEFAULTS,
+    imgSize: Number(cfg.imgSize),
+    patchSize: Number(cfg.patchSize),
+    inChans: Number(cfg.inChans),
+    embedDim: Number(cfg.embedDim),
+    depth: Number(cfg.depth),
+    numHeads: Number(cfg.numHeads),
+    mlpRatio: Number(cfg.mlpRatio ?? 4),
+    qkvBias: cfg.qkvBias !== false,
+    dropPathRate: 0,
+    maskedEmbed: 'masked_embed' in weights.tensors,
+  });
+  try {
+    vit.params.loadTorch(weights.tensors, { strict: true, source: String(json.weights) });
+    const inp = json.inputs as Json;
+    const exp = json.expected as Json;
+    const results: FixtureResult[] = [];
+    tidy(() => {
+      const images = tf.transpose(tensor(inp.imagesNCHW), [0, 2, 3, 1]) as tf.Tensor4D;
+      const plain = vit.forward(images, { attentionOf: -1 });
+      const { cls, patch } = VisionTransformer.split(plain.tokens);
+      results.push({ file, kind: 'vit_forward', name: 'cls', ...compare(cls.dataSync(), flatten(exp.cls)) });
+      results.push({ file, kind: 'vit_forward', name: 'patch', ...compare(patch.dataSync(), flatten(exp.patch)) });
+      results.push({ file, kind: 'vit_forward', name: 'lastBlockAttention', ...compare((plain.attention as tf.Tensor).dataSync(), flatten(exp.lastBlockAttention)) });
+      if (exp.maskedCls !== undefined) {
+        const masked = vit.forward(images, { masks: tensor(inp.masks) as tf.Tensor2D });
+        const m = VisionTransformer.split(masked.tokens);
+        results.push({ file, kind: 'vit_forward', name: 'maskedCls', ...compare(m.cls.dataSync(), flatten(exp.maskedCls)) });
+        results.push({ file, kind: 'vit_forward', name: 'maskedPatch', ...compare(m.patch.dataSync(), flatten(exp.maskedPatch)) });
+      }
+    });
+    return results;
+  } finally {
+    vit.dispose();
+  }
+}
+
+function checkIbotHead(json: Json, file: string): FixtureResult[] {
+  const cfg = json.config as Record<string, number | boolean>;
+  const weights = readSafetensors(path.join(path.dirname(file), String(json.weights)));
+  const shared = cfg.sharedHead === true;
+  const lastV = weights.tensors['last_layer.weight_v'];
+  const mlpLayers = Object.keys(weights.tensors).filter((k) => /^mlp\.\d+\.weight$/.test(k)).length;
+  const head = new IBOTHead({
+    inDim: Number(cfg.inDim),
+    hiddenDim: Number(cfg.hiddenDim),
+    bottleneckDim: Number(cfg.bottleneckDim),
+    outDim: Number(cfg.outDim),
+    patchOutDim: Number(cfg.patchOutDim ?? (shared ? cfg.outDim : weights.tensors['last_layer2.weight_v']?.shape[0] ?? lastV.shape[0])),
+    nlayers: Number(cfg.nlayers ?? mlpLayers),
+    normLastLayer: cfg.normLastLayer !== false,
+    sharedHead: shared,
+  });
+  try {
+    head.params.loadTorch(weights.tensors, { strict: true, source: String(json.weights) });
+    const inp = json.inputs as Json;
+    const exp = json.expected as Json;
+    return tidy(() => {
+      const z = head.embed(tensor(inp.tokens) as tf.Tensor2D);
+      return [
+        { file, kind: 'ibot_head' as const, name: 'cls', ...compare(head.project(z, 'cls').dataSync(), flatten(exp.cls)) },
+        { file, kind: 'ibot_head' as const, name: 'patch', ...compare(head.project(z, 'patch').dataSync(), flatten(exp.patch)) },
+      ];
+    });
+  } finally {
+    head.dispose();
+  }
+}
+
+function checkSchedules(json: Json, file: string): FixtureResult[] {
+  return (json.cases as Json[]).map((c, i) => {
+    let got: Float64Array;
+    if (c.kind === 'cosine') {
+      got = cosineSchedule({
+        base: Number(c.base),
+        final: Number(c.final),
+        epochs: Number(c.epochs),
+        itersPerEpoch: Number(c.itersPerEpoch),
+        warmupEpochs: Number(c.warmupEpochs ?? 0),
+        startWarmup: Number(c.startWarmup ?? 0),
+      });
+    } else {
+      got = teacherTempSchedule(Number(c.warmup), Number(c.final), Number(c.warmupEpochs), Number(c.epochs));
+    }
+    // The fixture rounds to 8 significant digits; 1e-4 relative covers that.
+    return { file, kind: 'schedules' as const, name: `case ${i} (${String(c.kind)})`, ...compare(got, flatten(c.expected)) };
+  });
+}
+
+/** Run one fixture file. Unknown formats produce a failed result that says so. */
+export function checkFixtureFile(file: string): FixtureResult[] {
+  let json: Json;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    return [{ file, kind: 'schedules', name: 'parse', maxAbsErr: NaN, maxRelErr: NaN, passed: false, detail: `cannot read JSON: ${(e as Error).message}` }];
+  }
+  const kind = detectKind(json);
+  const wrap = (rs: Array<Omit<FixtureResult, 'file' | 'kind'> & Partial<FixtureResult>>, k: FixtureKind): FixtureResult[] =>
+    rs.map((r) => ({ ...r, file, kind: k }) as FixtureResult);
+  try {
+    switch (kind) {
+      case 'ibot_loss':
+        return checkIbotLoss(json, file);
+      case 'vit_forward':
+        return checkVitForward(json, file);
+      case 'ibot_head':
+        return checkIbotHead(json, file);
+      case 'schedules':
+        return checkSchedules(json, file);
+      case 'knn':
+        return wrap(checkKnnFixture(json), 'knn');
+      case 'cluster_metrics':
+        return wrap(checkClusterMetricsFixture(json), 'cluster_metrics');
+      default:
+        return [{ file, kind: 'schedules', name: 'unknown', maxAbsErr: NaN, maxRelErr: NaN, passed: false, detail: 'unrecognised fixture format' }];
+    }
+  } catch (e) {
+    return [{ file, kind: kind ?? 'schedules', name: 'error', maxAbsErr: NaN, maxRelErr: NaN, passed: false, detail: (e as Error).message }];
+  }
+}
+
+/** Every `*.json` fixture in a folder (README and other non-fixture JSON are skipped). */
+export function fixtureFiles(dir: string): string[] {
+  if (!fs.existsSync(dir)) throw new Error(`reference folder ${dir} does not exist; pass the folder holding the fixture JSON files`);
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => path.join(dir, f));
+}

@@ -1,0 +1,211 @@
+/**
+ * The iBOT student/teacher pair and one training step, in the order of the
+ * paper's Algorithm 1:
+ *
+ *   teacher(global crops)                 → [CLS] + patch targets (no gradient)
+ *   student(masked global crops, local crops)
+ *   loss = λ1·L_[CLS] + λ2·L_MIM ;  backward ;  clip ;  freeze last layer (early)
+ *   AdamW(lr, wd) ;  teacher ← EMA(student, m) ;  centers ← EMA(teacher outputs)
+ *
+ * Data preparation (crops, masks) happens before and is passed in, so this
+ * module is pure model arithmetic that the pretraining loop, notebooks and the
+ * benchmark all share.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { VisionTransformer, ViTConfig } from '../model/vit';
+import { HeadConfig, IBOTHead } from '../model/head';
+import { Param } from '../model/params';
+import { IBOTLoss, IBOTLossConfig } from './loss';
+import { AdamW, Grads, clipGlobalNorm, clipPerParam, freezeLastLayer } from './optim';
+import { emaUpdate } from './teacher';
+
+export interface IBOTModelConfig {
+  vit: ViTConfig;
+  /** Student head; `inDim` comes from the backbone. */
+  head: Omit<HeadConfig, 'inDim'>;
+  /** The teacher's head shares its last layer between [CLS] and patches (official `shared_head_teacher`, default true). */
+  sharedHeadTeacher: boolean;
+  loss: Omit<IBOTLossConfig, 'outDim' | 'patchOutDim'>;
+  /** Per-parameter gradient clipping (official `clip_grad` 3.0); 0 disables. */
+  clipGrad: number;
+  /** Global-norm clipping instead (0 disables; used when clipGrad is 0). */
+  clipGlobalNorm: number;
+  /** Epochs during which the prototypes get no gradient (official `freeze_last_layer` 1). */
+  freezeLastLayerEpochs: number;
+}
+
+export interface Crops {
+  /** G global crops, each [B, H, W, C]. */
+  global: tf.Tensor4D[];
+  /** L local crops, each [B, h, w, C]. */
+  local: tf.Tensor4D[];
+  /** One mask per global crop, [B, N] with 1 = masked patch. */
+  masks: tf.Tensor2D[];
+}
+
+export interface StepSchedule {
+  lr: number;
+  wd: number;
+  /** Teacher EMA momentum. */
+  momentum: number;
+  /** Epoch (fractional allowed; floors for temperatures and freezing). */
+  epoch: number;
+}
+
+export interface StepStats {
+  loss: number;
+  clsLoss: number;
+  patchLoss: number;
+  teacherTemp: number;
+  teacherPatchTemp: number;
+  /** Fraction of images where teacher and student [CLS] agree on the top prototype (global crops, cross-view). */
+  agreement: number;
+  /** Mean entropy of the teacher's [CLS] distributions (nats): → 0 when sharpening dominates. */
+  teacherEntropy: number;
+  /** Entropy of the teacher's mean [CLS] distribution (nats): → 0 when every image maps to one prototype (collapse). */
+  teacherMeanEntropy: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Phase timings in ms. */
+  ms: { teacher: number; student: number; optimizer: number };
+}
+
+export class IBOTModel {
+  readonly config: IBOTModelConfig;
+  readonly student: { backbone: VisionTransformer; head: IBOTHead };
+  readonly teacher: { backbone: VisionTransformer; head: IBOTHead };
+  readonly loss: IBOTLoss;
+  readonly optimizer: AdamW;
+  /** Student parameters with their official names (`backbone.…`, `head.…`). */
+  readonly studentParams: Param[];
+
+  constructor(config: IBOTModelConfig, seed = 0) {
+    this.config = config;
+    const D = config.vit.embedDim;
+    const headCfg: HeadConfig = { ...config.head, inDim: D };
+    this.student = { backbone: new VisionTransformer(config.vit, seed), head: new IBOTHead(headCfg, seed + 1) };
+    // The teacher starts as a copy of the student, without stochastic depth.
+    this.teacher = {
+      backbone: new VisionTransformer({ ...config.vit, dropPathRate: 0 }, seed),
+      head: new IBOTHead({ ...headCfg, sharedHead: config.sharedHeadTeacher, patchOutDim: config.sharedHeadTeacher ? headCfg.outDim : headCfg.patchOutDim }, seed + 1),
+    };
+    this.teacher.backbone.params.copyFrom(this.student.backbone.params);
+    this.teacher.head.params.copyFrom(this.student.head.params);
+    this.loss = new IBOTLoss({ ...config.loss, outDim: config.head.outDim, patchOutDim: config.sharedHeadTeacher ? config.head.outDim : config.head.patchOutDim });
+    this.studentParams = [
+      ...this.student.backbone.params.params.map((p) => ({ ...p, name: `backbone.${p.name}` })),
+      ...this.student.head.params.params.map((p) => ({ ...p, name: `head.${p.name}` })),
+    ];
+    this.optimizer = new AdamW(this.studentParams);
+  }
+
+  /** Teacher outputs on unmasked global crops: [CLS] [G·B, K] and patches [G·B, N, K']. */
+  teacherForward(global: tf.Tensor4D[]): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
+    return tf.tidy(() => {
+      const x = global.length === 1 ? global[0] : (tf.concat(global, 0) as tf.Tensor4D);
+      const { tokens } = this.teacher.backbone.forward(x);
+      return this.teacher.head.forwardTokens(tokens);
+    });
+  }
+
+  /** Student outputs: [CLS] of every crop (crop-major) and patches of the masked global crops. */
+  studentForward(crops: Crops, seed = 0): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
+    return tf.tidy(() => {
+      const g = crops.global.length === 1 ? crops.global[0] : (tf.concat(crops.global, 0) as tf.Tensor4D);
+      const masks = crops.masks.length === 1 ? crops.masks[0] : (tf.concat(crops.masks, 0) as tf.Tensor2D);
+      const { tokens } = this.student.backbone.forward(g, { masks, training: true, seed });
+      const out = this.student.head.forwardTokens(tokens);
+      if (!crops.local.length) return out;
+      // Local crops: [CLS] only and no masking (official iBOT); the head runs on [CLS] alone.
+      const l = crops.local.length === 1 ? crops.local[0] : (tf.concat(crops.local, 0) as tf.Tensor4D);
+      const lt = this.student.backbone.forward(l, { training: true, seed: seed + 1 }).tokens;
+      const lcls = tf.reshape(tf.slice(lt, [0, 0, 0], [lt.shape[0], 1, lt.shape[2]]), [lt.shape[0], lt.shape[2]]) as tf.Tensor2D;
+      return { cls: tf.concat([out.cls, this.student.head.forwardCls(lcls)], 0) as tf.Tensor2D, patch: out.patch };
+    });
+  }
+
+  /** One full training step. Inputs are not disposed. */
+  step(crops: Crops, sched: StepSchedule, seed = 0): StepStats {
+    const cfg = this.config;
+    const t0 = performance.now();
+    const teacherOut = this.teacherForward(crops.global);
+    const targets = this.loss.teacherTargets(teacherOut, sched.epoch);
+    const monitors = tf.tidy(() => collapseMonitors(targets.cls));
+    const t1 = performance.now();
+
+    const masks = crops.masks.length === 1 ? crops.masks[0] : (tf.concat(crops.masks, 0) as tf.Tensor2D);
+    let parts: { cls: tf.Scalar; patch: tf.Scalar; agreement: tf.Scalar } | undefined;
+    const vars = this.studentParams.filter((p) => p.trainable).map((p) => p.variable);
+    const { value, grads: rawGrads } = tf.variableGrads(() => {
+      const s = this.studentForward(crops, seed);
+      const l = this.loss.compute(s, targets, masks);
+      parts = { cls: tf.keep(l.cls), patch: tf.keep(l.patch), agreement: tf.keep(agreementOf(s.cls, targets.cls, cfg.loss.globalCrops)) };
+      return l.total;
+    }, vars);
+    if (crops.masks.length !== 1) masks.dispose();
+    const t2 = performance.now();
+
+    // Variable names carry a uniqueness suffix; map gradients back to official names.
+    const byVar = new Map(this.studentParams.map((p) => [p.variable.name, p.name]));
+    let grads: Grads = new Map();
+    for (const [vn, g] of Object.entries(rawGrads)) grads.set(byVar.get(vn) as string, g);
+    const gradNormT = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+    if (cfg.clipGrad > 0) grads = clipPerParam(grads, cfg.clipGrad).grads;
+    else if (cfg.clipGlobalNorm > 0) grads = clipGlobalNorm(grads, cfg.clipGlobalNorm).grads;
+    // Fractional epochs, so short runs can freeze for part of an epoch; integer values match the official rule.
+    grads = freezeLastLayer(grads, sched.epoch, cfg.freezeLastLayerEpochs);
+    this.optimizer.step(grads, sched.lr, sched.wd);
+    tf.dispose([...grads.values()]);
+    emaUpdate(this.teacher.backbone.params, this.student.backbone.params, sched.momentum);
+    emaUpdate(this.teacher.head.params, this.student.head.params, sched.momentum);
+    this.loss.updateCenter(teacherOut);
+    const t3 = performance.now();
+
+    // One read-back for every number of the step.
+    const p = parts as NonNullable<typeof parts>;
+    const all = tf.tidy(() => tf.stack([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNormT]));
+    const v = all.dataSync();
+    tf.dispose([all, value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNormT, teacherOut.cls, teacherOut.patch, targets.cls, targets.patch]);
+    return {
+      loss: v[0],
+      clsLoss: v[1],
+      patchLoss: v[2],
+      agreement: v[3],
+      teacherEntropy: v[4],
+      teacherMeanEntropy: v[5],
+      gradNorm: v[6],
+      teacherTemp: this.loss.teacherTemp(sched.epoch),
+      teacherPatchTemp: this.loss.teacherPatchTemp(sched.epoch),
+      ms: { teacher: t1 - t0, student: t2 - t1, optimizer: t3 - t2 },
+    };
+  }
+
+  dispose(): void {
+    this.student.backbone.dispose();
+    this.student.head.dispose();
+    this.teacher.backbone.dispose();
+    this.teacher.head.dispose();
+    this.loss.dispose();
+    this.optimizer.dispose();
+  }
+}
+
+/** Mean per-row entropy and entropy of the mean distribution of probabilities p [M, K]. */
+export function collapseMonitors(p: tf.Tensor2D): { entropy: tf.Scalar; meanEntropy: tf.Scalar } {
+  const h = (q: tf.Tensor): tf.Tensor => tf.neg(tf.sum(tf.mul(q, tf.log(tf.add(q, 1e-12))), -1));
+  return { entropy: tf.mean(h(p)) as tf.Scalar, meanEntropy: h(tf.mean(p, 0)) as tf.Scalar };
+}
+
+/** Fraction of (global crop q, other global crop v) pairs where student and teacher pick the same prototype. */
+function agreementOf(studentCls: tf.Tensor2D, teacherCls: tf.Tensor2D, G: number): tf.Scalar {
+  return tf.tidy(() => {
+    const GB = teacherCls.shape[0];
+    const B = GB / G;
+    const t = tf.reshape(tf.argMax(teacherCls, -1), [G, B]);
+    const s = tf.reshape(tf.argMax(tf.slice(studentCls, [0, 0], [GB, -1]), -1), [G, B]);
+    if (G < 2) return tf.mean(tf.cast(tf.equal(t, s), 'float32')) as tf.Scalar;
+    // Compare teacher crop q with student crop (q+1) mod G: the cross-view prediction the loss trains.
+    const sRolled = tf.concat([tf.slice(s, [1, 0], [G - 1, B]), tf.slice(s, [0, 0], [1, B])], 0);
+    return tf.mean(tf.cast(tf.equal(t, sRolled), 'float32')) as tf.Scalar;
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * Schedules as the official DINO/iBOT code builds them: arrays indexed by
+ * global iteration (lr, weight decay, teacher momentum) or by epoch
+ * (teacher temperatures).
+ */
+
+/** numpy.linspace(start, stop, num) (endpoint included). */
+export function linspace(start: number, stop: number, num: number): number[] {
+  if (num <= 0) return [];
+  if (num === 1) return [start];
+  const step = (stop - start) / (num - 1);
+  return Array.from({ length: num }, (_, i) => (i === num - 1 ? stop : start + i * step));
+}
+
+export interface CosineScheduleConfig {
+  /** Value at the end of warm-up (and start of the cosine). */
+  base: number;
+  /** Value reached at the last iteration. */
+  final: number;
+  epochs: number;
+  itersPerEpoch: number;
+  /** Linear warm-up from `startWarmup` to `base` over this many epochs. */
+  warmupEpochs?: number;
+  startWarmup?: number;
+  /** Warm-up length in iterations; overrides warmupEpochs (DINO's `warmup_steps`). */
+  warmupIters?: number;
+}
+
+/** DINO's `cosine_scheduler`: linear warm-up, then base→final along half a cosine; one value per iteration. */
+export function cosineSchedule(c: CosineScheduleConfig): Float64Array {
+  const total = Math.round(c.epochs * c.itersPerEpoch);
+  const warmup = Math.min(total, c.warmupIters ?? Math.round((c.warmupEpochs ?? 0) * c.itersPerEpoch));
+  const out = new Float64Array(total);
+  const ramp = linspace(c.startWarmup ?? 0, c.base, warmup);
+  for (let i = 0; i < warmup; i++) out[i] = ramp[i];
+  const rest = total - warmup;
+  for (let i = 0; i < rest; i++) out[warmup + i] = c.final + 0.5 * (c.base - c.final) * (1 + Math.cos((Math.PI * i) / rest));
+  return out;
+}
+
+/** iBOT's teacher temperature per epoch: linear warm-up then constant. */
+export function teacherTempSchedule(warmup: number, final: number, warmupEpochs: number, epochs: number): Float64Array {
+  const out = new Float64Array(epochs);
+  const ramp = linspace(warmup, final, warmupEpochs);
+  for (let e = 0; e < epochs; e++) out[e] = e < warmupEpochs ? ramp[e] : final;
+  return out;
+}
+
+/** The paper's linear scaling rule: lr = base_lr · batch / 256. */
+export function scaledLr(baseLr: number, batchSize: number): number {
+  return (baseLr * batchSize) / 256;
+}

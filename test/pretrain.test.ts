@@ -1,0 +1,117 @@
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { setup } from './setup';
+import { loadEmbeddedFashionMnist } from '../src/data/registry';
+import { subset } from '../src/data/dataset';
+import { pretrainPreset, PretrainConfig } from '../src/train/presets';
+import { Pretrainer } from '../src/train/pretrain';
+import { vitConfig } from '../src/model/vit';
+import { readSafetensors } from '../src/io/safetensors';
+import { CHECKPOINT_TENSORS, TEACHER_EXPORT, readCheckpointState } from '../src/io/checkpoint';
+import { VisionTransformer } from '../src/model/vit';
+
+before(setup);
+
+/** A few-second recipe: the fashion-mnist preset shrunk to a 2-block ViT of width 32 on 96 images. */
+function tinyConfig(): PretrainConfig {
+  const base = pretrainPreset('fashion-mnist', { epochs: 2, batchSize: 16 });
+  return {
+    ...base,
+    model: {
+      ...base.model,
+      vit: vitConfig('vit-tiny-28', { embedDim: 32, depth: 2, numHeads: 2, dropPathRate: 0.1 }),
+      head: { ...base.model.head, outDim: 64, patchOutDim: 64, hiddenDim: 64, bottleneckDim: 32 },
+      freezeLastLayerEpochs: 0.5,
+    },
+    crops: { ...base.crops, localCrops: 2 },
+    warmupEpochs: 0.5,
+  };
+}
+
+const data = () => subset(loadEmbeddedFashionMnist().train, Array.from({ length: 96 }, (_, i) => i), 'fmnist-96');
+const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `ibotlab-${tag}-`));
+
+async function drain(t: Pretrainer): Promise<void> {
+  for await (const _ of t.run()) void _;
+}
+
+describe('pretraining loop', () => {
+  it('a run stopped midway and resumed ends with exactly the weights of an uninterrupted run', async () => {
+    const ds = data();
+    const a = tmp('a');
+    const b = tmp('b');
+    const full = new Pretrainer(tinyConfig(), ds, { outDir: a, checkpointEvery: 4 });
+    await drain(full);
+    assert.equal(full.step, 12); // 2 epochs × 6 batches of 16
+    full.dispose();
+
+    const first = new Pretrainer(tinyConfig(), ds, { outDir: b, checkpointEvery: 4, stopAfter: 5 });
+    await drain(first);
+    first.dispose();
+    assert.equal(readCheckpointState(b).step, 5);
+    const n0 = tf.memory().numTensors;
+    const second = new Pretrainer(tinyConfig(), ds, { outDir: b, checkpointEvery: 4, resume: true });
+    const events: string[] = [];
+    for await (const ev of second.run()) {
+      events.push(ev.type);
+      if (ev.type === 'start') assert.equal(ev.resumedFrom, 5);
+    }
+    assert.equal(second.step, 12);
+    second.dispose();
+    assert.equal(tf.memory().numTensors, n0, 'a finished and disposed run leaves no tensors behind');
+
+    const ta = readSafetensors(path.join(a, CHECKPOINT_TENSORS)).tensors;
+    const tb = readSafetensors(path.join(b, CHECKPOINT_TENSORS)).tensors;
+    assert.deepEqual(Object.keys(ta).sort(), Object.keys(tb).sort());
+    for (const k of Object.keys(ta)) assert.deepEqual(tb[k].data, ta[k].data, `tensor ${k} differs after resume`);
+    // The exported teacher loads into a plain ViT with timm names.
+    const teacher = readSafetensors(path.join(a, TEACHER_EXPORT)).tensors;
+    const vit = new VisionTransformer(tinyConfig().model.vit);
+    assert.equal(vit.params.loadTorch(teacher, { strict: true }).length, vit.params.params.length);
+    vit.dispose();
+    // Every step was logged once, across both sessions.
+    assert.equal(fs.readFileSync(path.join(b, 'log.jsonl'), 'utf8').trim().split('\n').length, 12);
+  });
+
+  it('training moves the weights and keeps the tensor count flat across steps', async () => {
+    const t = new Pretrainer(tinyConfig(), data(), {});
+    const counts: number[] = [];
+    const losses: number[] = [];
+    let w0: Float32Array | undefined;
+    for await (const ev of t.run()) {
+      if (ev.type === 'start') w0 = t.model!.student.backbone.params.get('blocks.0.attn.qkv.weight').dataSync().slice() as Float32Array;
+      if (ev.type === 'step') {
+        counts.push(tf.memory().numTensors);
+        losses.push(ev.stats.loss);
+        assert.ok(Number.isFinite(ev.stats.teacherEntropy) && ev.stats.teacherMeanEntropy >= ev.stats.teacherEntropy - 1e-4);
+      }
+    }
+    // Optimizer slots of the prototypes appear once freezing ends; after that the count is constant.
+    assert.equal(new Set(counts.slice(4)).size, 1, `tensor counts ${counts}`);
+    assert.ok(losses.every(Number.isFinite));
+    const w1 = t.model!.student.backbone.params.get('blocks.0.attn.qkv.weight').dataSync();
+    let moved = 0;
+    for (let i = 0; i < w1.length; i++) moved += Math.abs(w1[i] - (w0 as Float32Array)[i]);
+    assert.ok(moved / w1.length > 1e-5, 'AdamW moved the student weights');
+    t.dispose();
+  });
+
+  it('a NaN loss stops the run with a clear error and keeps the last good checkpoint', async () => {
+    const dir = tmp('nan');
+    const t = new Pretrainer(tinyConfig(), data(), { outDir: dir, checkpointEvery: 2 });
+    await assert.rejects(async () => {
+      for await (const ev of t.run()) {
+        if (ev.type === 'checkpoint' && ev.step === 2) {
+          const w = t.model!.student.backbone.params.get('norm.weight');
+          w.assign(tf.fill(w.shape, NaN));
+        }
+      }
+    }, /loss became NaN at step 2.*last good checkpoint/s);
+    assert.equal(readCheckpointState(dir).step, 2);
+    t.dispose();
+  });
+});

@@ -1,0 +1,38 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+// Compiled tests live in dist/test; the CLI in dist/src/cli.
+const repo = path.resolve(__dirname, '..', '..');
+const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const refDir = path.resolve(repo, '..', 'shared', 'reference');
+const haveRef = fs.existsSync(refDir);
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { cwd: repo, encoding: 'utf8', timeout: 300_000 });
+}
+
+describe('ibotlab verify-reference', { skip: !haveRef && !process.env.CI ? `no fixtures at ${refDir}` : false }, () => {
+  it('passes every fixture of ../shared/reference (independent PyTorch / scikit-learn numbers)', () => {
+    const r = run(['verify-reference', refDir]);
+    const n = fs.readdirSync(refDir).filter((f) => f.endsWith('.json')).length;
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`reference: ${n}/${n} passed`));
+    assert.doesNotMatch(r.stdout, /FAIL/);
+  });
+
+  it('fails, naming the case, when a fixture number is off', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-ref-'));
+    const loss = JSON.parse(fs.readFileSync(path.join(refDir, 'ibot_loss.json'), 'utf8'));
+    loss.cases[1].expected.patch *= 1.001;
+    fs.writeFileSync(path.join(dir, 'ibot_loss.json'), JSON.stringify(loss));
+    fs.copyFileSync(path.join(refDir, 'schedules.json'), path.join(dir, 'schedules.json'));
+    const r = run(['verify-reference', dir]);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /FAIL ibot_loss\.json \[ibot_loss\] case 1/);
+    assert.match(r.stdout, /reference: 1\/2 passed/);
+  });
+});
