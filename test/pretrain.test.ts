@@ -9,28 +9,14 @@ import { loadEmbeddedFashionMnist } from '../src/data/registry';
 import { subset } from '../src/data/dataset';
 import { pretrainPreset, PretrainConfig } from '../src/train/presets';
 import { Pretrainer } from '../src/train/pretrain';
-import { vitConfig } from '../src/model/vit';
 import { readSafetensors } from '../src/io/safetensors';
 import { CHECKPOINT_TENSORS, TEACHER_EXPORT, readCheckpointState } from '../src/io/checkpoint';
 import { VisionTransformer } from '../src/model/vit';
 
 before(setup);
 
-/** A few-second recipe: the fashion-mnist preset shrunk to a 2-block ViT of width 32 on 96 images. */
-function tinyConfig(): PretrainConfig {
-  const base = pretrainPreset('fashion-mnist', { epochs: 2, batchSize: 16 });
-  return {
-    ...base,
-    model: {
-      ...base.model,
-      vit: vitConfig('vit-tiny-28', { embedDim: 32, depth: 2, numHeads: 2, dropPathRate: 0.1 }),
-      head: { ...base.model.head, outDim: 64, patchOutDim: 64, hiddenDim: 64, bottleneckDim: 32 },
-      freezeLastLayerEpochs: 0.5,
-    },
-    crops: { ...base.crops, localCrops: 2 },
-    warmupEpochs: 0.5,
-  };
-}
+/** A few-second recipe: a 2-block ViT of width 32 on 96 images. */
+const tinyConfig = (): PretrainConfig => pretrainPreset('tiny');
 
 const data = () => subset(loadEmbeddedFashionMnist().train, Array.from({ length: 96 }, (_, i) => i), 'fmnist-96');
 const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `ibotlab-${tag}-`));

@@ -148,12 +148,27 @@ async function initThreaded(host: BackendHost, pkg: WasmPackage, threads: number
     while (fake.length < 2 * threads) fake.push(fake[fake.length - 1]);
     return fake;
   };
+  let ok: boolean;
   try {
     // Emscripten copies the (patched) Worker class into global.Worker when its factory runs, so
     // workers it creates later still get the patch after we restore the module export.
-    return await tf.setBackend('wasm');
+    ok = await tf.setBackend('wasm');
   } finally {
     workerThreads.Worker = RealWorker;
     osModule.cpus = realCpus;
   }
+  if (ok) releaseIdleWorkers();
+  return ok;
+}
+
+/**
+ * The build pre-starts 8 pthread workers whatever the thread count, but XNNPACK's pool creates all
+ * its threads up front and never asks for more, so the spare ones (~8 MB each) can go. Should a
+ * pthread ever be wanted later, Emscripten starts a fresh worker on demand.
+ */
+function releaseIdleWorkers(): void {
+  const backend = tf.findBackend('wasm') as unknown as { wasm?: { PThread?: { unusedWorkers?: NodeWorker[] } } } | null;
+  const idle = backend?.wasm?.PThread?.unusedWorkers;
+  if (!Array.isArray(idle)) return;
+  for (const worker of idle.splice(0)) void worker.terminate();
 }

@@ -18,13 +18,14 @@ commands:
   pretrain            iBOT pretraining, checkpoints, then a k-NN evaluation
       --dataset NAME      fashion-mnist-embedded (default, no download), fashion-mnist, mnist, cifar10, or a folder name
       --data-path DIR     where the dataset's files are (default: datasets/<name>, then /usr/share/datasets/<name>)
-      --preset NAME       fashion-mnist (default), bench, cifar10, vit-s16
+      --preset NAME       fashion-mnist (default), bench, cifar10, vit-s16, tiny (seconds-long smoke runs)
       --epochs N          schedule length in epochs
       --minutes M         size the run to about M minutes on this machine (overrides --epochs)
       --out DIR           run folder (default runs/<preset>)
       --resume            continue the run in --out from its last checkpoint
       --batch-size N, --lr X (per 256 images), --seed N, --checkpoint-every N (steps)
       --no-eval           skip the closing k-NN evaluation
+      --subset N          train on the first N training images only
   verify-reference [DIR]  check the library against reference fixtures (default ../shared/reference)
   info                show the TensorFlow.js backend that would be used
 
@@ -57,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       seed: { type: 'string' },
       'checkpoint-every': { type: 'string' },
       'no-eval': { type: 'boolean', default: false },
+      subset: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -92,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
         seed: num('seed', values.seed),
         checkpointEvery: num('checkpoint-every', values['checkpoint-every']),
         eval: !values['no-eval'],
+        subset: num('subset', values.subset),
       });
     default:
       process.stderr.write(`unknown command '${cmd}'\n\n${USAGE}`);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadDataset, loadEmbeddedFashionMnist } from '../data/registry';
-import { ImageDataset } from '../data/dataset';
+import { ImageDataset, subset } from '../data/dataset';
 import { PretrainConfig, pretrainPreset } from '../train/presets';
 import { Pretrainer } from '../train/pretrain';
 import { ProgressBar, formatDuration } from '../util/progress';
@@ -25,6 +25,8 @@ export interface PretrainArgs {
   seed?: number;
   checkpointEvery?: number;
   eval: boolean;
+  /** Train on the first N training images only (smoke runs). */
+  subset?: number;
 }
 
 /** Train and test splits for pretraining and the closing k-NN. */
@@ -65,7 +67,9 @@ export async function runPretrain(a: PretrainArgs): Promise<number> {
   if (a.seed !== undefined) overrides.seed = a.seed;
   const cfg = pretrainPreset(a.preset, overrides);
   process.stderr.write(`loading ${a.dataset}…\n`);
-  const { train, test } = await loadSplits(a.dataset, a.dataPath);
+  const splits = await loadSplits(a.dataset, a.dataPath);
+  const test = splits.test;
+  const train = a.subset ? subset(splits.train, Array.from({ length: Math.min(a.subset, splits.train.n) }, (_, i) => i)) : splits.train;
   const trainer = new Pretrainer(cfg, train, {
     outDir: a.out,
     resume: a.resume,

@@ -33,7 +33,7 @@ export interface PretrainConfig {
   seed: number;
 }
 
-export type PresetName = 'fashion-mnist' | 'bench' | 'cifar10' | 'vit-s16';
+export type PresetName = 'fashion-mnist' | 'bench' | 'tiny' | 'cifar10' | 'vit-s16';
 
 /** The `bench` model (the performance issue's configuration), shared by the default Fashion-MNIST recipe. */
 function tinyModel(epochs: number, localCrops: number): IBOTModelConfig {
@@ -82,6 +82,23 @@ export function pretrainPreset(name: PresetName | string, overrides: Partial<Pre
         // Few steps: a faster-moving teacher than 0.996 (which averages over ~250 steps).
         momentumTeacher: 0.99,
         seed: 0,
+      };
+      break;
+    }
+    case 'tiny': {
+      // A seconds-long smoke configuration (2 blocks of width 32): for tests and quick notebook runs, not for results.
+      const base = pretrainPreset('fashion-mnist', { epochs: epochs ?? 2, batchSize: 16 });
+      cfg = {
+        ...base,
+        preset: name,
+        model: {
+          ...base.model,
+          vit: vitConfig('vit-tiny-28', { embedDim: 32, depth: 2, numHeads: 2, dropPathRate: 0.1 }),
+          head: { ...base.model.head, outDim: 64, patchOutDim: 64, hiddenDim: 64, bottleneckDim: 32 },
+          freezeLastLayerEpochs: 0.5,
+        },
+        crops: { ...base.crops, localCrops: 2 },
+        warmupEpochs: 0.5,
       };
       break;
     }
@@ -136,7 +153,7 @@ export function pretrainPreset(name: PresetName | string, overrides: Partial<Pre
       break;
     }
     default:
-      throw new Error(`unknown preset '${name}'; choose one of fashion-mnist, bench, cifar10, vit-s16`);
+      throw new Error(`unknown preset '${name}'; choose one of fashion-mnist, bench, tiny, cifar10, vit-s16`);
   }
   const merged = { ...cfg, ...overrides };
   return withEpochs(merged, merged.epochs);

@@ -1,0 +1,825 @@
+;; SIMD (f32x4) float32 kernels that run directly on the tfjs wasm backend's
+;; heap: the module imports the backend's own memory, so tensors are read and
+;; written in place at their `memoryOffset`s, with no copies.
+;;
+;; Every pointer and every stride is in BYTES. All loops assume their counts
+;; are > 0 unless stated. `ws` arguments point at scratch space the caller
+;; allocated on the same heap (sizes are documented per function and computed
+;; in src/kernels/wasm_kernels.ts).
+;;
+;; The memory import line below is rewritten to a `shared` memory for the
+;; multithreaded tfjs build (see src/kernels/assemble.js).
+(module
+  (import "env" "memory" (memory 1))
+
+  ;; ---------------------------------------------------------------------
+  ;; GEMM: C = alpha * op(A) * op(B) (+ C when accumulating), any strides.
+  ;;
+  ;; A(m, k) lives at a + m*sAm + k*sAk and B(k, n) at b + k*sBk + n*sBn, so
+  ;; every transpose flag (and strided views such as one head inside a
+  ;; [tokens, 3*dim] qkv matrix) is just a choice of strides. C rows are
+  ;; contiguous, row stride sCm.
+  ;;
+  ;; Blocking: K in chunks of 256. Per chunk, B is packed into panels of 8
+  ;; columns ([kc][8], zero padded) and A into panels of 4 rows ([kc][4]),
+  ;; so the 4x8 register-tile micro kernel streams both contiguously.
+  ;;
+  ;; ws layout: [B panels: 256 * roundup(N, 8) floats][A panel: 256*4 floats][C tile: 32 floats]
+  ;; ---------------------------------------------------------------------
+
+  ;; 4x8 micro kernel over kc steps: packed A panel pa ([kc][4]), packed B
+  ;; panel pb ([kc][8]); writes alpha*acc (+ old C if accf) to cp, row stride ldc.
+  (func $mk4x8 (param $pa i32) (param $pb i32) (param $kc i32) (param $cp i32) (param $ldc i32)
+               (param $alpha f32) (param $accf i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $b0 v128) (local $b1 v128) (local $av v128) (local $al v128)
+    (local $k2 i32)
+    ;; Two k steps per iteration, then one more if kc is odd.
+    (local.set $k2 (i32.shr_u (local.get $kc) (i32.const 1)))
+    (if (local.get $k2)
+      (then
+        (loop $k
+          (local.set $b0 (v128.load (local.get $pb)))
+          (local.set $b1 (v128.load offset=16 (local.get $pb)))
+          (local.set $av (v128.load32_splat (local.get $pa)))
+          (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $av (v128.load32_splat offset=4 (local.get $pa)))
+          (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $av (v128.load32_splat offset=8 (local.get $pa)))
+          (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $av (v128.load32_splat offset=12 (local.get $pa)))
+          (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $b0 (v128.load offset=32 (local.get $pb)))
+          (local.set $b1 (v128.load offset=48 (local.get $pb)))
+          (local.set $av (v128.load32_splat offset=16 (local.get $pa)))
+          (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $av (v128.load32_splat offset=20 (local.get $pa)))
+          (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $av (v128.load32_splat offset=24 (local.get $pa)))
+          (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $av (v128.load32_splat offset=28 (local.get $pa)))
+          (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
+          (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))
+          (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
+          (local.set $pb (i32.add (local.get $pb) (i32.const 64)))
+          (br_if $k (local.tee $k2 (i32.sub (local.get $k2) (i32.const 1)))))))
+    (if (i32.and (local.get $kc) (i32.const 1))
+      (then
+        (local.set $b0 (v128.load (local.get $pb)))
+        (local.set $b1 (v128.load offset=16 (local.get $pb)))
+        (local.set $av (v128.load32_splat (local.get $pa)))
+        (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (local.get $b0))))
+        (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (local.get $b1))))
+        (local.set $av (v128.load32_splat offset=4 (local.get $pa)))
+        (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $av) (local.get $b0))))
+        (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $av) (local.get $b1))))
+        (local.set $av (v128.load32_splat offset=8 (local.get $pa)))
+        (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $av) (local.get $b0))))
+        (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $av) (local.get $b1))))
+        (local.set $av (v128.load32_splat offset=12 (local.get $pa)))
+        (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
+        (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))))
+    ;; Epilogue: scale, optionally add the old C, store.
+    (local.set $al (f32x4.splat (local.get $alpha)))
+    (local.set $c00 (f32x4.mul (local.get $c00) (local.get $al)))
+    (local.set $c01 (f32x4.mul (local.get $c01) (local.get $al)))
+    (local.set $c10 (f32x4.mul (local.get $c10) (local.get $al)))
+    (local.set $c11 (f32x4.mul (local.get $c11) (local.get $al)))
+    (local.set $c20 (f32x4.mul (local.get $c20) (local.get $al)))
+    (local.set $c21 (f32x4.mul (local.get $c21) (local.get $al)))
+    (local.set $c30 (f32x4.mul (local.get $c30) (local.get $al)))
+    (local.set $c31 (f32x4.mul (local.get $c31) (local.get $al)))
+    (if (local.get $accf)
+      (then
+        (local.set $c00 (f32x4.add (local.get $c00) (v128.load (local.get $cp))))
+        (local.set $c01 (f32x4.add (local.get $c01) (v128.load offset=16 (local.get $cp))))
+        (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+        (local.set $c10 (f32x4.add (local.get $c10) (v128.load (local.get $cp))))
+        (local.set $c11 (f32x4.add (local.get $c11) (v128.load offset=16 (local.get $cp))))
+        (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+        (local.set $c20 (f32x4.add (local.get $c20) (v128.load (local.get $cp))))
+        (local.set $c21 (f32x4.add (local.get $c21) (v128.load offset=16 (local.get $cp))))
+        (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+        (local.set $c30 (f32x4.add (local.get $c30) (v128.load (local.get $cp))))
+        (local.set $c31 (f32x4.add (local.get $c31) (v128.load offset=16 (local.get $cp))))
+        ;; back to row 0
+        (local.set $cp (i32.sub (local.get $cp) (i32.mul (local.get $ldc) (i32.const 3))))))
+    (v128.store (local.get $cp) (local.get $c00))
+    (v128.store offset=16 (local.get $cp) (local.get $c01))
+    (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+    (v128.store (local.get $cp) (local.get $c10))
+    (v128.store offset=16 (local.get $cp) (local.get $c11))
+    (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+    (v128.store (local.get $cp) (local.get $c20))
+    (v128.store offset=16 (local.get $cp) (local.get $c21))
+    (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+    (v128.store (local.get $cp) (local.get $c30))
+    (v128.store offset=16 (local.get $cp) (local.get $c31)))
+
+  ;; Pack B(k0..k0+kc, all N columns) into panels of 8 columns: panel p at
+  ;; dst + p*kc*32, element (k, j) at + k*32 + j*4; columns >= N are zero.
+  (func $packB (param $b i32) (param $sBk i32) (param $sBn i32) (param $N i32) (param $kc i32) (param $dst i32)
+    (local $n0 i32) (local $nr i32) (local $k i32) (local $j i32) (local $src i32) (local $d i32) (local $col i32)
+    (local.set $n0 (i32.const 0))
+    (loop $panels
+      (local.set $nr (i32.sub (local.get $N) (local.get $n0)))
+      (if (i32.gt_s (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
+      (if (i32.and (i32.eq (local.get $sBn) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+        (then
+          ;; Rows of B are contiguous: two vector copies per k.
+          (local.set $src (i32.add (local.get $b) (i32.shl (local.get $n0) (i32.const 2))))
+          (local.set $k (local.get $kc))
+          (loop $rows
+            (v128.store (local.get $dst) (v128.load (local.get $src)))
+            (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $src)))
+            (local.set $src (i32.add (local.get $src) (local.get $sBk)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+            (br_if $rows (local.tee $k (i32.sub (local.get $k) (i32.const 1))))))
+        (else
+          ;; General strides: one column at a time (sequential reads when B is
+          ;; transposed, i.e. sBk = 4), zeros beyond N.
+          (local.set $j (i32.const 0))
+          (loop $cols
+            (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $k (local.get $kc))
+            (if (i32.lt_s (local.get $j) (local.get $nr))
+              (then
+                (local.set $src (i32.add (local.get $b)
+                  (i32.mul (i32.add (local.get $n0) (local.get $j)) (local.get $sBn))))
+                (loop $kk
+                  (f32.store (local.get $d) (f32.load (local.get $src)))
+                  (local.set $src (i32.add (local.get $src) (local.get $sBk)))
+                  (local.set $d (i32.add (local.get $d) (i32.const 32)))
+                  (br_if $kk (local.tee $k (i32.sub (local.get $k) (i32.const 1))))))
+              (else
+                (loop $kz
+                  (f32.store (local.get $d) (f32.const 0))
+                  (local.set $d (i32.add (local.get $d) (i32.const 32)))
+                  (br_if $kz (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))))
+            (br_if $cols (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (i32.const 8))))
+          (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $kc) (i32.const 5))))))
+      (br_if $panels (i32.lt_s (local.tee $n0 (i32.add (local.get $n0) (i32.const 8))) (local.get $N)))))
+
+  ;; Pack A(m0..m0+mr, k0..k0+kc) (a points at A(m0, k0)) into [kc][4], rows >= mr zero.
+  (func $packA (param $a i32) (param $sAm i32) (param $sAk i32) (param $mr i32) (param $kc i32) (param $dst i32)
+    (local $i i32) (local $k i32) (local $src i32) (local $d i32)
+    (if (i32.and (i32.eq (local.get $sAm) (i32.const 4)) (i32.eq (local.get $mr) (i32.const 4)))
+      (then
+        ;; The 4 rows are adjacent in memory for each k (A transposed).
+        (local.set $k (local.get $kc))
+        (loop $kk
+          (v128.store (local.get $dst) (v128.load (local.get $a)))
+          (local.set $a (i32.add (local.get $a) (local.get $sAk)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+          (br_if $kk (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))
+        (return)))
+    (local.set $i (i32.const 0))
+    (loop $rows
+      (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))))
+      (local.set $k (local.get $kc))
+      (if (i32.lt_s (local.get $i) (local.get $mr))
+        (then
+          (local.set $src (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $sAm))))
+          (loop $kk
+            (f32.store (local.get $d) (f32.load (local.get $src)))
+            (local.set $src (i32.add (local.get $src) (local.get $sAk)))
+            (local.set $d (i32.add (local.get $d) (i32.const 16)))
+            (br_if $kk (local.tee $k (i32.sub (local.get $k) (i32.const 1))))))
+        (else
+          (loop $kz
+            (f32.store (local.get $d) (f32.const 0))
+            (local.set $d (i32.add (local.get $d) (i32.const 16)))
+            (br_if $kz (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))))
+      (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 4)))))
+
+  (func $gemm (export "gemm")
+    (param $a i32) (param $sAm i32) (param $sAk i32)
+    (param $b i32) (param $sBk i32) (param $sBn i32)
+    (param $c i32) (param $sCm i32)
+    (param $M i32) (param $N i32) (param $K i32)
+    (param $alpha f32) (param $accum i32) (param $ws i32)
+    (local $k0 i32) (local $kc i32) (local $m0 i32) (local $mr i32) (local $n0 i32) (local $nr i32)
+    (local $ap i32) (local $ct i32) (local $accf i32) (local $pb i32) (local $cp i32)
+    (local $i i32) (local $j i32) (local $src i32) (local $dst i32) (local $npad i32)
+    (if (i32.or (i32.le_s (local.get $M) (i32.const 0)) (i32.le_s (local.get $N) (i32.const 0))) (then (return)))
+    (if (i32.le_s (local.get $K) (i32.const 0))
+      (then
+        ;; Empty sum: C = 0 (or unchanged when accumulating).
+        (if (local.get $accum) (then (return)))
+        (local.set $i (i32.const 0))
+        (loop $zr
+          (local.set $dst (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $sCm))))
+          (local.set $j (local.get $N))
+          (loop $zc
+            (f32.store (local.get $dst) (f32.const 0))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+            (br_if $zc (local.tee $j (i32.sub (local.get $j) (i32.const 1)))))
+          (br_if $zr (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $M))))
+        (return)))
+    (local.set $npad (i32.and (i32.add (local.get $N) (i32.const 7)) (i32.const -8)))
+    (local.set $ap (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $npad) (i32.const 256)) (i32.const 2))))
+    (local.set $ct (i32.add (local.get $ap) (i32.const 4096)))
+    (local.set $k0 (i32.const 0))
+    (loop $kchunks
+      (local.set $kc (i32.sub (local.get $K) (local.get $k0)))
+      (if (i32.gt_s (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+      (local.set $accf (i32.or (local.get $accum) (i32.gt_s (local.get $k0) (i32.const 0))))
+      (call $packB (i32.add (local.get $b) (i32.mul (local.get $k0) (local.get $sBk)))
+                   (local.get $sBk) (local.get $sBn) (local.get $N) (local.get $kc) (local.get $ws))
+      (local.set $m0 (i32.const 0))
+      (loop $mtiles
+        (local.set $mr (i32.sub (local.get $M) (local.get $m0)))
+        (if (i32.gt_s (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
+        (call $packA (i32.add (local.get $a) (i32.add (i32.mul (local.get $m0) (local.get $sAm))
+                                                      (i32.mul (local.get $k0) (local.get $sAk))))
+                     (local.get $sAm) (local.get $sAk) (local.get $mr) (local.get $kc) (local.get $ap))
+        (local.set $n0 (i32.const 0))
+        (local.set $pb (local.get $ws))
+        (loop $ntiles
+          (local.set $nr (i32.sub (local.get $N) (local.get $n0)))
+          (if (i32.gt_s (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
+          (local.set $cp (i32.add (local.get $c) (i32.add (i32.mul (local.get $m0) (local.get $sCm))
+                                                          (i32.shl (local.get $n0) (i32.const 2)))))
+          (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+            (then
+              (call $mk4x8 (local.get $ap) (local.get $pb) (local.get $kc) (local.get $cp) (local.get $sCm)
+                           (local.get $alpha) (local.get $accf)))
+            (else
+              ;; Edge tile: through the 4x8 scratch tile, copying only the valid part.
+              (if (local.get $accf)
+                (then
+                  (local.set $i (i32.const 0))
+                  (loop $li
+                    (local.set $j (i32.const 0))
+                    (loop $lj
+                      (f32.store (i32.add (local.get $ct) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2)))
+                        (if (result f32) (i32.and (i32.lt_s (local.get $i) (local.get $mr)) (i32.lt_s (local.get $j) (local.get $nr)))
+                          (then (f32.load (i32.add (local.get $cp) (i32.add (i32.mul (local.get $i) (local.get $sCm)) (i32.shl (local.get $j) (i32.const 2))))))
+                          (else (f32.const 0))))
+                      (br_if $lj (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (i32.const 8))))
+                    (br_if $li (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 4))))))
+              (call $mk4x8 (local.get $ap) (local.get $pb) (local.get $kc) (local.get $ct) (i32.const 32)
+                           (local.get $alpha) (local.get $accf))
+              (local.set $i (i32.const 0))
+              (loop $si
+                (local.set $j (i32.const 0))
+                (loop $sj
+                  (f32.store (i32.add (local.get $cp) (i32.add (i32.mul (local.get $i) (local.get $sCm)) (i32.shl (local.get $j) (i32.const 2))))
+                    (f32.load (i32.add (local.get $ct) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2)))))
+                  (br_if $sj (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $nr))))
+                (br_if $si (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $mr))))))
+          (local.set $pb (i32.add (local.get $pb) (i32.shl (local.get $kc) (i32.const 5))))
+          (br_if $ntiles (i32.lt_s (local.tee $n0 (i32.add (local.get $n0) (i32.const 8))) (local.get $N))))
+        (br_if $mtiles (i32.lt_s (local.tee $m0 (i32.add (local.get $m0) (i32.const 4))) (local.get $M))))
+      (br_if $kchunks (i32.lt_s (local.tee $k0 (i32.add (local.get $k0) (i32.const 256))) (local.get $K)))))
+
+  ;; Batched GEMM: for i < batch, gemm on a + i*bA, b + i*bB, c + i*bC (a
+  ;; batch stride of 0 broadcasts that operand). C is [batch, M, N] contiguous.
+  (func (export "bmm")
+    (param $a i32) (param $bA i32) (param $sAm i32) (param $sAk i32)
+    (param $b i32) (param $bB i32) (param $sBk i32) (param $sBn i32)
+    (param $c i32) (param $batch i32) (param $M i32) (param $N i32) (param $K i32)
+    (param $alpha f32) (param $ws i32)
+    (local $i i32) (local $bC i32)
+    (local.set $bC (i32.shl (i32.mul (local.get $M) (local.get $N)) (i32.const 2)))
+    (loop $batches
+      (call $gemm (local.get $a) (local.get $sAm) (local.get $sAk)
+                  (local.get $b) (local.get $sBk) (local.get $sBn)
+                  (local.get $c) (i32.shl (local.get $N) (i32.const 2))
+                  (local.get $M) (local.get $N) (local.get $K)
+                  (local.get $alpha) (i32.const 0) (local.get $ws))
+      (local.set $a (i32.add (local.get $a) (local.get $bA)))
+      (local.set $b (i32.add (local.get $b) (local.get $bB)))
+      (local.set $c (i32.add (local.get $c) (local.get $bC)))
+      (br_if $batches (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $batch)))))
+
+  ;; ---------------------------------------------------------------------
+  ;; Data movement
+  ;; ---------------------------------------------------------------------
+
+  ;; Batched 2-D transpose: dst[b][c][r] = src[b][r][c], src [batch, R, C].
+  ;; 4x4 register transposes inside 32x32 tiles (both tiles stay in L1).
+  (func (export "transpose") (param $src i32) (param $dst i32) (param $batch i32) (param $R i32) (param $C i32)
+    (local $bi i32) (local $r0 i32) (local $c0 i32) (local $r i32) (local $c i32) (local $rend i32) (local $cend i32)
+    (local $rowB i32) (local $colB i32) (local $p i32) (local $q i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $rowB (i32.shl (local.get $C) (i32.const 2)))
+    (local.set $colB (i32.shl (local.get $R) (i32.const 2)))
+    (loop $batches
+      (local.set $r0 (i32.const 0))
+      (loop $rt
+        (local.set $rend (i32.add (local.get $r0) (i32.const 32)))
+        (if (i32.gt_s (local.get $rend) (local.get $R)) (then (local.set $rend (local.get $R))))
+        (local.set $c0 (i32.const 0))
+        (loop $ct
+          (local.set $cend (i32.add (local.get $c0) (i32.const 32)))
+          (if (i32.gt_s (local.get $cend) (local.get $C)) (then (local.set $cend (local.get $C))))
+          ;; 4x4 blocks of this tile
+          (local.set $r (local.get $r0))
+          (block $rdone
+            (loop $rb
+              (br_if $rdone (i32.gt_s (i32.add (local.get $r) (i32.const 4)) (local.get $rend)))
+              (local.set $c (local.get $c0))
+              (block $cdone
+                (loop $cb
+                  (br_if $cdone (i32.gt_s (i32.add (local.get $c) (i32.const 4)) (local.get $cend)))
+                  (local.set $p (i32.add (local.get $src) (i32.add (i32.mul (local.get $r) (local.get $rowB)) (i32.shl (local.get $c) (i32.const 2)))))
+                  (local.set $x0 (v128.load (local.get $p)))
+                  (local.set $p (i32.add (local.get $p) (local.get $rowB)))
+                  (local.set $x1 (v128.load (local.get $p)))
+                  (local.set $p (i32.add (local.get $p) (local.get $rowB)))
+                  (local.set $x2 (v128.load (local.get $p)))
+                  (local.set $p (i32.add (local.get $p) (local.get $rowB)))
+                  (local.set $x3 (v128.load (local.get $p)))
+                  (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x0) (local.get $x1)))
+                  (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x0) (local.get $x1)))
+                  (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x2) (local.get $x3)))
+                  (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x2) (local.get $x3)))
+                  (local.set $q (i32.add (local.get $dst) (i32.add (i32.mul (local.get $c) (local.get $colB)) (i32.shl (local.get $r) (i32.const 2)))))
+                  (v128.store (local.get $q) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+                  (local.set $q (i32.add (local.get $q) (local.get $colB)))
+                  (v128.store (local.get $q) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+                  (local.set $q (i32.add (local.get $q) (local.get $colB)))
+                  (v128.store (local.get $q) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+                  (local.set $q (i32.add (local.get $q) (local.get $colB)))
+                  (v128.store (local.get $q) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+                  (local.set $c (i32.add (local.get $c) (i32.const 4)))
+                  (br $cb)))
+              ;; leftover columns of these 4 rows
+              (block $cx
+                (loop $cl
+                  (br_if $cx (i32.ge_s (local.get $c) (local.get $cend)))
+                  (local.set $p (i32.add (local.get $src) (i32.add (i32.mul (local.get $r) (local.get $rowB)) (i32.shl (local.get $c) (i32.const 2)))))
+                  (local.set $q (i32.add (local.get $dst) (i32.add (i32.mul (local.get $c) (local.get $colB)) (i32.shl (local.get $r) (i32.const 2)))))
+                  (f32.store (local.get $q) (f32.load (local.get $p)))
+                  (f32.store offset=4 (local.get $q) (f32.load (i32.add (local.get $p) (local.get $rowB))))
+                  (f32.store offset=8 (local.get $q) (f32.load (i32.add (local.get $p) (i32.shl (local.get $rowB) (i32.const 1)))))
+                  (f32.store offset=12 (local.get $q) (f32.load (i32.add (local.get $p) (i32.mul (local.get $rowB) (i32.const 3)))))
+                  (local.set $c (i32.add (local.get $c) (i32.const 1)))
+                  (br $cl)))
+              (local.set $r (i32.add (local.get $r) (i32.const 4)))
+              (br $rb)))
+          ;; leftover rows of the tile
+          (block $rx
+            (loop $rl
+              (br_if $rx (i32.ge_s (local.get $r) (local.get $rend)))
+              (local.set $c (local.get $c0))
+              (loop $cl2
+                (f32.store (i32.add (local.get $dst) (i32.add (i32.mul (local.get $c) (local.get $colB)) (i32.shl (local.get $r) (i32.const 2))))
+                  (f32.load (i32.add (local.get $src) (i32.add (i32.mul (local.get $r) (local.get $rowB)) (i32.shl (local.get $c) (i32.const 2))))))
+                (br_if $cl2 (i32.lt_s (local.tee $c (i32.add (local.get $c) (i32.const 1))) (local.get $cend))))
+              (local.set $r (i32.add (local.get $r) (i32.const 1)))
+              (br $rl)))
+          (br_if $ct (i32.lt_s (local.tee $c0 (i32.add (local.get $c0) (i32.const 32))) (local.get $C))))
+        (br_if $rt (i32.lt_s (local.tee $r0 (i32.add (local.get $r0) (i32.const 32))) (local.get $R))))
+      (local.set $src (i32.add (local.get $src) (i32.mul (local.get $R) (local.get $rowB))))
+      (local.set $dst (i32.add (local.get $dst) (i32.mul (local.get $R) (local.get $rowB))))
+      (br_if $batches (i32.lt_s (local.tee $bi (i32.add (local.get $bi) (i32.const 1))) (local.get $batch)))))
+
+  ;; Copy `len` bytes (a multiple of 4) from src to dst; vectors then floats.
+  (func $copy (param $src i32) (param $dst i32) (param $len i32)
+    (block $done
+      (loop $v
+        (br_if $done (i32.lt_s (local.get $len) (i32.const 16)))
+        (v128.store (local.get $dst) (v128.load (local.get $src)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 16)))
+        (br $v)))
+    (block $done2
+      (loop $s
+        (br_if $done2 (i32.le_s (local.get $len) (i32.const 0)))
+        (f32.store (local.get $dst) (f32.load (local.get $src)))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 4)))
+        (br $s))))
+
+  ;; Strided row gather (transposes that keep the last axis): for
+  ;; i0 < n0, i1 < n1, i2 < n2 copy `len` bytes from src + i0*s0 + i1*s1 + i2*s2
+  ;; to consecutive places in dst.
+  (func (export "gather_rows") (param $src i32) (param $dst i32)
+    (param $n0 i32) (param $s0 i32) (param $n1 i32) (param $s1 i32) (param $n2 i32) (param $s2 i32) (param $len i32)
+    (local $i0 i32) (local $i1 i32) (local $i2 i32) (local $p0 i32) (local $p1 i32) (local $p2 i32)
+    (local.set $p0 (local.get $src))
+    (loop $l0
+      (local.set $p1 (local.get $p0))
+      (local.set $i1 (i32.const 0))
+      (loop $l1
+        (local.set $p2 (local.get $p1))
+        (local.set $i2 (i32.const 0))
+        (loop $l2
+          (call $copy (local.get $p2) (local.get $dst) (local.get $len))
+          (local.set $dst (i32.add (local.get $dst) (local.get $len)))
+          (local.set $p2 (i32.add (local.get $p2) (local.get $s2)))
+          (br_if $l2 (i32.lt_s (local.tee $i2 (i32.add (local.get $i2) (i32.const 1))) (local.get $n2))))
+        (local.set $p1 (i32.add (local.get $p1) (local.get $s1)))
+        (br_if $l1 (i32.lt_s (local.tee $i1 (i32.add (local.get $i1) (i32.const 1))) (local.get $n1))))
+      (local.set $p0 (i32.add (local.get $p0) (local.get $s0)))
+      (br_if $l0 (i32.lt_s (local.tee $i0 (i32.add (local.get $i0) (i32.const 1))) (local.get $n0)))))
+
+  ;; ---------------------------------------------------------------------
+  ;; Reductions
+  ;; ---------------------------------------------------------------------
+
+  ;; Column sums of src [R, C]: dst[c] = scale * sum_r src[r][c]. Columns in
+  ;; blocks of 16 held in registers while the rows stream past.
+  (func (export "colsum") (param $src i32) (param $dst i32) (param $R i32) (param $C i32) (param $scale f32)
+    (local $c0 i32) (local $r i32) (local $p i32) (local $rowB i32) (local $sc v128)
+    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $f f32)
+    (local.set $rowB (i32.shl (local.get $C) (i32.const 2)))
+    (local.set $sc (f32x4.splat (local.get $scale)))
+    (local.set $c0 (i32.const 0))
+    (block $done16
+      (loop $b16
+        (br_if $done16 (i32.gt_s (i32.add (local.get $c0) (i32.const 16)) (local.get $C)))
+        (local.set $p (i32.add (local.get $src) (i32.shl (local.get $c0) (i32.const 2))))
+        (local.set $s0 (v128.const i32x4 0 0 0 0)) (local.set $s1 (v128.const i32x4 0 0 0 0))
+        (local.set $s2 (v128.const i32x4 0 0 0 0)) (local.set $s3 (v128.const i32x4 0 0 0 0))
+        (local.set $r (local.get $R))
+        (loop $rows
+          (local.set $s0 (f32x4.add (local.get $s0) (v128.load (local.get $p))))
+          (local.set $s1 (f32x4.add (local.get $s1) (v128.load offset=16 (local.get $p))))
+          (local.set $s2 (f32x4.add (local.get $s2) (v128.load offset=32 (local.get $p))))
+          (local.set $s3 (f32x4.add (local.get $s3) (v128.load offset=48 (local.get $p))))
+          (local.set $p (i32.add (local.get $p) (local.get $rowB)))
+          (br_if $rows (local.tee $r (i32.sub (local.get $r) (i32.const 1)))))
+        (local.set $p (i32.add (local.get $dst) (i32.shl (local.get $c0) (i32.const 2))))
+        (v128.store (local.get $p) (f32x4.mul (local.get $s0) (local.get $sc)))
+        (v128.store offset=16 (local.get $p) (f32x4.mul (local.get $s1) (local.get $sc)))
+        (v128.store offset=32 (local.get $p) (f32x4.mul (local.get $s2) (local.get $sc)))
+        (v128.store offset=48 (local.get $p) (f32x4.mul (local.get $s3) (local.get $sc)))
+        (local.set $c0 (i32.add (local.get $c0) (i32.const 16)))
+        (br $b16)))
+    (block $done4
+      (loop $b4
+        (br_if $done4 (i32.gt_s (i32.add (local.get $c0) (i32.const 4)) (local.get $C)))
+        (local.set $p (i32.add (local.get $src) (i32.shl (local.get $c0) (i32.const 2))))
+        (local.set $s0 (v128.const i32x4 0 0 0 0))
+        (local.set $r (local.get $R))
+        (loop $rows4
+          (local.set $s0 (f32x4.add (local.get $s0) (v128.load (local.get $p))))
+          (local.set $p (i32.add (local.get $p) (local.get $rowB)))
+          (br_if $rows4 (local.tee $r (i32.sub (local.get $r) (i32.const 1)))))
+        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $c0) (i32.const 2))) (f32x4.mul (local.get $s0) (local.get $sc)))
+        (local.set $c0 (i32.add (local.get $c0) (i32.const 4)))
+        (br $b4)))
+    (block $done1
+      (loop $b1
+        (br_if $done1 (i32.ge_s (local.get $c0) (local.get $C)))
+        (local.set $p (i32.add (local.get $src) (i32.shl (local.get $c0) (i32.const 2))))
+        (local.set $f (f32.const 0))
+        (local.set $r (local.get $R))
+        (loop $rows1
+          (local.set $f (f32.add (local.get $f) (f32.load (local.get $p))))
+          (local.set $p (i32.add (local.get $p) (local.get $rowB)))
+          (br_if $rows1 (local.tee $r (i32.sub (local.get $r) (i32.const 1)))))
+        (f32.store (i32.add (local.get $dst) (i32.shl (local.get $c0) (i32.const 2))) (f32.mul (local.get $f) (local.get $scale)))
+        (local.set $c0 (i32.add (local.get $c0) (i32.const 1)))
+        (br $b1))))
+
+  ;; ---------------------------------------------------------------------
+  ;; Elementwise math
+  ;; ---------------------------------------------------------------------
+
+  ;; exp on 4 lanes: 2^n * p(r) with x = n*ln2 + r, |r| <= ln2/2, and a degree-6
+  ;; polynomial (Cephes expf coefficients, ~1 ulp). Inputs clamped to [-87, 88].
+  (func $vexp (param $x v128) (result v128)
+    (local $n v128) (local $r v128) (local $p v128)
+    (local.set $x (f32x4.max (f32x4.min (local.get $x) (v128.const f32x4 88 88 88 88))
+                             (v128.const f32x4 -87 -87 -87 -87)))
+    (local.set $n (f32x4.nearest (f32x4.mul (local.get $x) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
+    (local.set $r (f32x4.sub (local.get $x) (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+    (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $n) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $p (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+    (local.set $p (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $p) (local.get $r)) (local.get $r)) (local.get $r))
+                             (v128.const f32x4 1 1 1 1)))
+    (f32x4.mul (local.get $p)
+      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23))))
+
+  ;; Load 4 floats at p, or only the first `rem` (1..3) of them, the rest 0.
+  (func $loadPartial (param $p i32) (param $rem i32) (result v128)
+    (local $v v128)
+    (local.set $v (f32x4.replace_lane 0 (v128.const i32x4 0 0 0 0) (f32.load (local.get $p))))
+    (if (i32.gt_s (local.get $rem) (i32.const 1)) (then (local.set $v (f32x4.replace_lane 1 (local.get $v) (f32.load offset=4 (local.get $p))))))
+    (if (i32.gt_s (local.get $rem) (i32.const 2)) (then (local.set $v (f32x4.replace_lane 2 (local.get $v) (f32.load offset=8 (local.get $p))))))
+    (local.get $v))
+
+  (func $storePartial (param $p i32) (param $rem i32) (param $v v128)
+    (f32.store (local.get $p) (f32x4.extract_lane 0 (local.get $v)))
+    (if (i32.gt_s (local.get $rem) (i32.const 1)) (then (f32.store offset=4 (local.get $p) (f32x4.extract_lane 1 (local.get $v)))))
+    (if (i32.gt_s (local.get $rem) (i32.const 2)) (then (f32.store offset=8 (local.get $p) (f32x4.extract_lane 2 (local.get $v))))))
+
+  ;; dst[i] = exp(src[i]) for n floats.
+  (func (export "exp") (param $src i32) (param $dst i32) (param $n i32)
+    (block $done
+      (loop $v
+        (br_if $done (i32.lt_s (local.get $n) (i32.const 4)))
+        (v128.store (local.get $dst) (call $vexp (v128.load (local.get $src))))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+        (br $v)))
+    (if (i32.gt_s (local.get $n) (i32.const 0))
+      (then (call $storePartial (local.get $dst) (local.get $n) (call $vexp (call $loadPartial (local.get $src) (local.get $n)))))))
+
+  ;; Half the complementary error function at z >= 0 times exp(z^2), split as
+  ;; 0.5*erfc(z) = h(z) * exp(-z^2): h = 0.5 * t * exp(q(t)), t = 1/(1 + z/2),
+  ;; with the Chebyshev fit of Numerical Recipes' erfcc (relative error < 1.2e-7).
+  ;; Returns 0.5*erfc(z) when $withGauss is the precomputed exp(-z^2)... see callers.
+  (func $erfcq (param $t v128) (result v128)
+    (local $p v128)
+    (local.set $p (v128.const f32x4 0.17087277 0.17087277 0.17087277 0.17087277))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 -0.82215223 -0.82215223 -0.82215223 -0.82215223)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 1.48851587 1.48851587 1.48851587 1.48851587)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 -1.13520398 -1.13520398 -1.13520398 -1.13520398)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 0.27886807 0.27886807 0.27886807 0.27886807)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 -0.18628806 -0.18628806 -0.18628806 -0.18628806)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 0.09678418 0.09678418 0.09678418 0.09678418)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 0.37409196 0.37409196 0.37409196 0.37409196)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 1.00002368 1.00002368 1.00002368 1.00002368)))
+    (f32x4.add (f32x4.mul (local.get $p) (local.get $t)) (v128.const f32x4 -1.26551223 -1.26551223 -1.26551223 -1.26551223)))
+
+  ;; Standard normal CDF Phi(x) = 0.5*erfc(-x/sqrt2) on 4 lanes; also returns
+  ;; through $g the Gaussian factor exp(-x^2/2) when $wantG (for the pdf).
+  (global $gauss (mut v128) (v128.const i32x4 0 0 0 0))
+  (func $vphi (param $x v128) (param $wantG i32) (result v128)
+    (local $z v128) (local $t v128) (local $z2 v128) (local $h v128) (local $g v128)
+    (local.set $z (f32x4.mul (f32x4.abs (local.get $x)) (v128.const f32x4 0.70710678118654752 0.70710678118654752 0.70710678118654752 0.70710678118654752)))
+    (local.set $t (f32x4.div (v128.const f32x4 1 1 1 1)
+                             (f32x4.add (v128.const f32x4 1 1 1 1) (f32x4.mul (local.get $z) (v128.const f32x4 0.5 0.5 0.5 0.5)))))
+    (local.set $z2 (f32x4.neg (f32x4.mul (local.get $z) (local.get $z))))
+    (if (local.get $wantG)
+      (then
+        (local.set $g (call $vexp (local.get $z2)))
+        (global.set $gauss (local.get $g))
+        ;; h = 0.5 * erfc(|x|/sqrt2) = 0.5 * t * exp(-z^2) * exp(q)
+        (local.set $h (f32x4.mul (f32x4.mul (f32x4.mul (local.get $t) (v128.const f32x4 0.5 0.5 0.5 0.5)) (local.get $g))
+                                 (call $vexp (call $erfcq (local.get $t))))))
+      (else
+        (local.set $h (f32x4.mul (f32x4.mul (local.get $t) (v128.const f32x4 0.5 0.5 0.5 0.5))
+                                 (call $vexp (f32x4.add (local.get $z2) (call $erfcq (local.get $t))))))))
+    ;; x >= 0: 1 - h ; x < 0: h
+    (v128.bitselect (local.get $h) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $h))
+                    (f32x4.lt (local.get $x) (v128.const f32x4 0 0 0 0))))
+
+  ;; Exact (erf) GELU: y = x * Phi(x).
+  (func (export "gelu") (param $src i32) (param $dst i32) (param $n i32)
+    (local $x v128)
+    (block $done
+      (loop $v
+        (br_if $done (i32.lt_s (local.get $n) (i32.const 4)))
+        (local.set $x (v128.load (local.get $src)))
+        (v128.store (local.get $dst) (f32x4.mul (local.get $x) (call $vphi (local.get $x) (i32.const 0))))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+        (br $v)))
+    (if (i32.gt_s (local.get $n) (i32.const 0))
+      (then
+        (local.set $x (call $loadPartial (local.get $src) (local.get $n)))
+        (call $storePartial (local.get $dst) (local.get $n) (f32x4.mul (local.get $x) (call $vphi (local.get $x) (i32.const 0)))))))
+
+  ;; GELU backward: dx = dy * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2/2)/sqrt(2 pi).
+  (func $geluGrad4 (param $x v128) (param $dy v128) (result v128)
+    (local $cdf v128)
+    (local.set $cdf (call $vphi (local.get $x) (i32.const 1)))
+    (f32x4.mul (local.get $dy)
+      (f32x4.add (local.get $cdf)
+        (f32x4.mul (f32x4.mul (local.get $x) (global.get $gauss))
+                   (v128.const f32x4 0.398942280401432678 0.398942280401432678 0.398942280401432678 0.398942280401432678)))))
+
+  (func (export "gelu_grad") (param $x i32) (param $dy i32) (param $dst i32) (param $n i32)
+    (block $done
+      (loop $v
+        (br_if $done (i32.lt_s (local.get $n) (i32.const 4)))
+        (v128.store (local.get $dst) (call $geluGrad4 (v128.load (local.get $x)) (v128.load (local.get $dy))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+        (br $v)))
+    (if (i32.gt_s (local.get $n) (i32.const 0))
+      (then
+        (call $storePartial (local.get $dst) (local.get $n)
+          (call $geluGrad4 (call $loadPartial (local.get $x) (local.get $n)) (call $loadPartial (local.get $dy) (local.get $n)))))))
+
+  ;; ---------------------------------------------------------------------
+  ;; Fused multi-head attention on 2-D token matrices
+  ;;
+  ;; qkv [B*N, 3*D] (q | k | v, heads of width d side by side, D = H*d), as
+  ;; the qkv projection produces it; out [B*N, D] with heads merged, as the
+  ;; output projection takes it; probs [B*H, N, N]. So the head split and merge
+  ;; transposes disappear: each head is a strided view.
+  ;;
+  ;; ws: [S or P: N*Np floats][dP: N*Np floats][gemm ws], Np = roundup(N, 4).
+  ;; ---------------------------------------------------------------------
+
+  ;; Row-wise softmax of s [N][Np] in place (columns >= N ignored, set to 0).
+  (func $softmaxRows (param $s i32) (param $N i32) (param $Np i32)
+    (local $i i32) (local $row i32) (local $j i32) (local $mx v128) (local $m f32) (local $sum v128) (local $sm f32)
+    (local $e v128) (local $rem i32) (local $p i32) (local $inv v128)
+    (loop $rows
+      (local.set $row (i32.add (local.get $s) (i32.shl (i32.mul (local.get $i) (local.get $Np)) (i32.const 2))))
+      ;; pad columns N..Np-1 with -inf so they vanish
+      (local.set $j (local.get $N))
+      (block $pd (loop $pl
+        (br_if $pd (i32.ge_s (local.get $j) (local.get $Np)))
+        (f32.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))) (f32.const -inf))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $pl)))
+      (local.set $mx (v128.load (local.get $row)))
+      (local.set $j (i32.const 4))
+      (block $md (loop $ml
+        (br_if $md (i32.ge_s (local.get $j) (local.get $Np)))
+        (local.set $mx (f32x4.max (local.get $mx) (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $ml)))
+      (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
+                             (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
+      (local.set $mx (f32x4.splat (local.get $m)))
+      (local.set $sum (v128.const i32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (loop $el
+        (local.set $p (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+        ;; exp(-inf - m) clamps to exp(-87) ~ 1.6e-38: zero it explicitly via the mask below.
+        (local.set $e (call $vexp (f32x4.sub (v128.load (local.get $p)) (local.get $mx))))
+        (local.set $e (v128.and (local.get $e) (f32x4.ne (v128.load (local.get $p)) (v128.const f32x4 -inf -inf -inf -inf))))
+        (v128.store (local.get $p) (local.get $e))
+        (local.set $sum (f32x4.add (local.get $sum) (local.get $e)))
+        (br_if $el (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $Np))))
+      (local.set $sm (f32.add (f32.add (f32x4.extract_lane 0 (local.get $sum)) (f32x4.extract_lane 1 (local.get $sum)))
+                              (f32.add (f32x4.extract_lane 2 (local.get $sum)) (f32x4.extract_lane 3 (local.get $sum)))))
+      (local.set $inv (f32x4.splat (f32.div (f32.const 1) (local.get $sm))))
+      (local.set $j (i32.const 0))
+      (loop $nl
+        (local.set $p (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+        (v128.store (local.get $p) (f32x4.mul (v128.load (local.get $p)) (local.get $inv)))
+        (br_if $nl (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $Np))))
+      (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N)))))
+
+  ;; Copy rows between the padded [N][Np] scratch layout and a dense [N][N] one.
+  (func $unpad (param $src i32) (param $dst i32) (param $N i32) (param $Np i32)
+    (local $i i32)
+    (loop $rows
+      (call $copy (i32.add (local.get $src) (i32.shl (i32.mul (local.get $i) (local.get $Np)) (i32.const 2)))
+                  (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $N)) (i32.const 2)))
+                  (i32.shl (local.get $N) (i32.const 2)))
+      (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N)))))
+  (func $pad (param $src i32) (param $dst i32) (param $N i32) (param $Np i32)
+    (local $i i32) (local $j i32) (local $row i32)
+    (loop $rows
+      (local.set $row (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $Np)) (i32.const 2))))
+      (call $copy (i32.add (local.get $src) (i32.shl (i32.mul (local.get $i) (local.get $N)) (i32.const 2)))
+                  (local.get $row) (i32.shl (local.get $N) (i32.const 2)))
+      (local.set $j (local.get $N))
+      (block $pd (loop $pl
+        (br_if $pd (i32.ge_s (local.get $j) (local.get $Np)))
+        (f32.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))) (f32.const 0))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $pl)))
+      (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N)))))
+
+  ;; Forward for images b0 <= b < b1: out = softmax(q k^T * scale) v per head;
+  ;; probs written when probs != 0.
+  (func (export "attn_fwd") (param $qkv i32) (param $out i32) (param $probs i32)
+    (param $b0 i32) (param $b1 i32) (param $N i32) (param $H i32) (param $d i32) (param $scale f32) (param $ws i32)
+    (local $b i32) (local $h i32) (local $D i32) (local $row3 i32) (local $rowD i32) (local $Np i32)
+    (local $q i32) (local $k i32) (local $v i32) (local $o i32) (local $s i32) (local $gws i32)
+    (local.set $D (i32.mul (local.get $H) (local.get $d)))
+    (local.set $row3 (i32.mul (local.get $D) (i32.const 12)))
+    (local.set $rowD (i32.shl (local.get $D) (i32.const 2)))
+    (local.set $Np (i32.and (i32.add (local.get $N) (i32.const 3)) (i32.const -4)))
+    (local.set $s (local.get $ws))
+    (local.set $gws (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $N) (local.get $Np)) (i32.const 3))))
+    (local.set $b (local.get $b0))
+    (loop $images
+      (local.set $h (i32.const 0))
+      (loop $heads
+        (local.set $q (i32.add (local.get $qkv) (i32.add (i32.mul (i32.mul (local.get $b) (local.get $N)) (local.get $row3))
+                                                       (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
+        (local.set $k (i32.add (local.get $q) (local.get $rowD)))
+        (local.set $v (i32.add (local.get $k) (local.get $rowD)))
+        ;; S = scale * Q K^T : A(m,k)=Q[m][k], B(k,n)=K[n][k]
+        (call $gemm (local.get $q) (local.get $row3) (i32.const 4)
+                    (local.get $k) (i32.const 4) (local.get $row3)
+                    (local.get $s) (i32.shl (local.get $Np) (i32.const 2))
+                    (local.get $N) (local.get $N) (local.get $d)
+                    (local.get $scale) (i32.const 0) (local.get $gws))
+        (call $softmaxRows (local.get $s) (local.get $N) (local.get $Np))
+        (if (local.get $probs)
+          (then
+            (call $unpad (local.get $s)
+              (i32.add (local.get $probs) (i32.shl (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $H)) (local.get $h)) (local.get $N)) (local.get $N)) (i32.const 2)))
+              (local.get $N) (local.get $Np))))
+        ;; O = P V : A = P (padded rows), B(k,n) = V[k][n]
+        (local.set $o (i32.add (local.get $out) (i32.add (i32.mul (i32.mul (local.get $b) (local.get $N)) (local.get $rowD))
+                                                         (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
+        (call $gemm (local.get $s) (i32.shl (local.get $Np) (i32.const 2)) (i32.const 4)
+                    (local.get $v) (local.get $row3) (i32.const 4)
+                    (local.get $o) (local.get $rowD)
+                    (local.get $N) (local.get $d) (local.get $N)
+                    (f32.const 1) (i32.const 0) (local.get $gws))
+        (br_if $heads (i32.lt_s (local.tee $h (i32.add (local.get $h) (i32.const 1))) (local.get $H))))
+      (br_if $images (i32.lt_s (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $b1)))))
+
+  ;; Backward for images b0 <= b < b1, given probs and dout [B*N, D]; writes
+  ;; dqkv [B*N, 3D]:
+  ;;   dV = P^T dO ; dP = dO V^T ; dS = scale * P o (dP - rowsum(dP o P)) ;
+  ;;   dQ = dS K ; dK = dS^T Q.
+  (func (export "attn_bwd") (param $qkv i32) (param $probs i32) (param $dout i32) (param $dqkv i32)
+    (param $b0 i32) (param $b1 i32) (param $N i32) (param $H i32) (param $d i32) (param $scale f32) (param $ws i32)
+    (local $b i32) (local $h i32) (local $D i32) (local $row3 i32) (local $rowD i32) (local $Np i32) (local $NpB i32)
+    (local $q i32) (local $k i32) (local $v i32) (local $do i32) (local $dq i32) (local $p i32) (local $dp i32) (local $gws i32)
+    (local $i i32) (local $j i32) (local $pr i32) (local $dr i32) (local $acc v128) (local $sv v128) (local $sc v128) (local $pv v128)
+    (local.set $D (i32.mul (local.get $H) (local.get $d)))
+    (local.set $row3 (i32.mul (local.get $D) (i32.const 12)))
+    (local.set $rowD (i32.shl (local.get $D) (i32.const 2)))
+    (local.set $Np (i32.and (i32.add (local.get $N) (i32.const 3)) (i32.const -4)))
+    (local.set $NpB (i32.shl (local.get $Np) (i32.const 2)))
+    (local.set $p (local.get $ws))
+    (local.set $dp (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $N) (local.get $Np)) (i32.const 2))))
+    (local.set $gws (i32.add (local.get $dp) (i32.shl (i32.mul (local.get $N) (local.get $Np)) (i32.const 2))))
+    (local.set $sc (f32x4.splat (local.get $scale)))
+    (local.set $b (local.get $b0))
+    (loop $images
+      (local.set $h (i32.const 0))
+      (loop $heads
+        (local.set $q (i32.add (local.get $qkv) (i32.add (i32.mul (i32.mul (local.get $b) (local.get $N)) (local.get $row3))
+                                                       (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
+        (local.set $k (i32.add (local.get $q) (local.get $rowD)))
+        (local.set $v (i32.add (local.get $k) (local.get $rowD)))
+        (local.set $dq (i32.add (local.get $dqkv) (i32.sub (local.get $q) (local.get $qkv))))
+        (local.set $do (i32.add (local.get $dout) (i32.add (i32.mul (i32.mul (local.get $b) (local.get $N)) (local.get $rowD))
+                                                         (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
+        (call $pad (i32.add (local.get $probs) (i32.shl (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $H)) (local.get $h)) (local.get $N)) (local.get $N)) (i32.const 2)))
+                   (local.get $p) (local.get $N) (local.get $Np))
+        ;; dV = P^T dO : A(m,k) = P[k][m], B(k,n) = dO[k][n]
+        (call $gemm (local.get $p) (i32.const 4) (local.get $NpB)
+                    (local.get $do) (local.get $rowD) (i32.const 4)
+                    (i32.add (local.get $dq) (i32.shl (local.get $rowD) (i32.const 1))) (local.get $row3)
+                    (local.get $N) (local.get $d) (local.get $N)
+                    (f32.const 1) (i32.const 0) (local.get $gws))
+        ;; dP = dO V^T : A(m,k) = dO[m][k], B(k,n) = V[n][k]
+        (call $gemm (local.get $do) (local.get $rowD) (i32.const 4)
+                    (local.get $v) (i32.const 4) (local.get $row3)
+                    (local.get $dp) (local.get $NpB)
+                    (local.get $N) (local.get $N) (local.get $d)
+                    (f32.const 1) (i32.const 0) (local.get $gws))
+        ;; dS = scale * P o (dP - rowsum(dP o P)), in place of dP (padding: P = 0 there, dP junk -> 0)
+        (local.set $i (i32.const 0))
+        (loop $rows
+          (local.set $pr (i32.add (local.get $p) (i32.mul (local.get $i) (local.get $NpB))))
+          (local.set $dr (i32.add (local.get $dp) (i32.mul (local.get $i) (local.get $NpB))))
+          ;; zero dP padding so 0 * junk cannot make NaN
+          (local.set $j (local.get $N))
+          (block $pd (loop $pl
+            (br_if $pd (i32.ge_s (local.get $j) (local.get $Np)))
+            (f32.store (i32.add (local.get $dr) (i32.shl (local.get $j) (i32.const 2))) (f32.const 0))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $pl)))
+          (local.set $acc (v128.const i32x4 0 0 0 0))
+          (local.set $j (i32.const 0))
+          (loop $dot
+            (local.set $acc (f32x4.add (local.get $acc)
+              (f32x4.mul (v128.load (i32.add (local.get $pr) (local.get $j))) (v128.load (i32.add (local.get $dr) (local.get $j))))))
+            (br_if $dot (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $NpB))))
+          (local.set $sv (f32x4.splat (f32.add (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+                                               (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc))))))
+          (local.set $j (i32.const 0))
+          (loop $ds
+            (local.set $pv (v128.load (i32.add (local.get $pr) (local.get $j))))
+            (v128.store (i32.add (local.get $dr) (local.get $j))
+              (f32x4.mul (f32x4.mul (local.get $pv) (local.get $sc))
+                         (f32x4.sub (v128.load (i32.add (local.get $dr) (local.get $j))) (local.get $sv))))
+            (br_if $ds (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $NpB))))
+          (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N))))
+        ;; dQ = dS K : A = dS rows, B(k,n) = K[k][n]
+        (call $gemm (local.get $dp) (local.get $NpB) (i32.const 4)
+                    (local.get $k) (local.get $row3) (i32.const 4)
+                    (local.get $dq) (local.get $row3)
+                    (local.get $N) (local.get $d) (local.get $N)
+                    (f32.const 1) (i32.const 0) (local.get $gws))
+        ;; dK = dS^T Q : A(m,k) = dS[k][m], B(k,n) = Q[k][n]
+        (call $gemm (local.get $dp) (i32.const 4) (local.get $NpB)
+                    (local.get $q) (local.get $row3) (i32.const 4)
+                    (i32.add (local.get $dq) (local.get $rowD)) (local.get $row3)
+                    (local.get $N) (local.get $d) (local.get $N)
+                    (f32.const 1) (i32.const 0) (local.get $gws))
+        (br_if $heads (i32.lt_s (local.tee $h (i32.add (local.get $h) (i32.const 1))) (local.get $H))))
+      (br_if $images (i32.lt_s (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $b1)))))
+)

@@ -1,0 +1,75 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { readSafetensors } from '../src/io/safetensors';
+
+const repo = path.resolve(__dirname, '..', '..');
+const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `ibotlab-cli-${tag}-`));
+const args = (out: string) => ['pretrain', '--preset', 'tiny', '--subset', '96', '--epochs', '6', '--checkpoint-every', '2', '--no-eval', '--out', out];
+
+function runSync(a: string[]) {
+  return spawnSync(process.execPath, [cli, ...a], { cwd: repo, encoding: 'utf8', timeout: 300_000 });
+}
+
+describe('ibotlab pretrain (CLI)', () => {
+  it('a run killed with SIGKILL resumes with --resume and ends with the same weights as an uninterrupted run', async () => {
+    const a = tmp('a');
+    const ra = runSync(args(a));
+    assert.equal(ra.status, 0, ra.stderr);
+    assert.match(ra.stderr, /finished at step 36\/36/);
+
+    const b = tmp('b');
+    const child = spawn(process.execPath, [cli, ...args(b)], { cwd: repo, stdio: 'ignore' });
+    const state = path.join(b, 'checkpoint.json');
+    // Kill as soon as a checkpoint from step ≥ 4 is on disk: mid-run, between any two writes.
+    const killedAt = await new Promise<number>((resolve, reject) => {
+      const timer = setInterval(() => {
+        try {
+          const step = JSON.parse(fs.readFileSync(state, 'utf8')).step as number;
+          if (step >= 4) {
+            child.kill('SIGKILL');
+            clearInterval(timer);
+            resolve(step);
+          }
+        } catch {
+          /* not written yet */
+        }
+      }, 20);
+      child.on('exit', () => {
+        clearInterval(timer);
+        reject(new Error('the run ended before it could be killed'));
+      });
+    });
+    await new Promise((r) => child.on('exit', r));
+    const st = JSON.parse(fs.readFileSync(state, 'utf8'));
+    assert.ok(st.step >= killedAt && st.step < 36, `killed at step ${st.step}`);
+
+    const rb = runSync([...args(b), '--resume']);
+    assert.equal(rb.status, 0, rb.stderr);
+    assert.match(rb.stderr, /resuming at step \d+/);
+    const ta = readSafetensors(path.join(a, 'checkpoint.safetensors')).tensors;
+    const tb = readSafetensors(path.join(b, 'checkpoint.safetensors')).tensors;
+    for (const k of Object.keys(ta)) assert.deepEqual(tb[k].data, ta[k].data, `${k} differs`);
+    assert.ok(fs.existsSync(path.join(b, 'teacher_backbone.safetensors')));
+  });
+
+  it('a missing dataset fails with the places looked and how to get it', () => {
+    const r = runSync(['pretrain', '--dataset', 'cifar10', '--data-path', path.join(tmp('none'), 'nothing-here'), '--out', tmp('x')]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cifar10/);
+    assert.match(r.stderr, /fetch\.sh|download|data-path|path/i);
+  });
+
+  it('an unknown preset or a bad number is a clear error', () => {
+    const r1 = runSync(['pretrain', '--preset', 'nope', '--out', tmp('y')]);
+    assert.equal(r1.status, 1);
+    assert.match(r1.stderr, /unknown preset 'nope'.*fashion-mnist/);
+    const r2 = runSync(['pretrain', '--epochs', 'many']);
+    assert.equal(r2.status, 1);
+    assert.match(r2.stderr, /--epochs expects a number/);
+  });
+});
