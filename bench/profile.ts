@@ -6,16 +6,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { IBOTModel, Crops } from '../src/train/ibot';
 import { pretrainPreset } from '../src/train/presets';
 import { Rng } from '../src/util/rng';
+import { initBackend } from '../src/backend';
+import { registerWasmKernels, setAutoRegisterKernels } from '../src/kernels';
 
 async function main(): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('@tensorflow/tfjs-backend-wasm');
-  await tf.setBackend('wasm');
-  if (!process.argv.includes('--stock')) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const k = require('../src/kernels');
-    k.registerWasmKernels();
-  }
+  const threads = process.argv.includes('--t1') ? 1 : undefined;
+  await initBackend({ quiet: true, threads });
+  if (process.argv.includes('--stock')) setAutoRegisterKernels(false);
+  else registerWasmKernels({ threads });
   const cfg = pretrainPreset('bench');
   const model = new IBOTModel(cfg.model, 0);
   const B = 64;
@@ -36,7 +34,9 @@ async function main(): Promise<void> {
   });
   const by = new Map<string, { ms: number; n: number }>();
   const detail = new Map<string, { ms: number; n: number }>();
+  const t0p = performance.now();
   for (const k of prof.kernels) {
+    if (k.name.includes('scope') || k.name.endsWith('__op')) continue;
     const ms = k.kernelTimeMs as number;
     const e = by.get(k.name) ?? { ms: 0, n: 0 };
     e.ms += ms; e.n++;
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   }
   let tot = 0;
   for (const e of by.values()) tot += e.ms;
-  console.log('total kernel ms', tot.toFixed(0));
+  console.log('total kernel ms (leaf kernels only)', tot.toFixed(0), 'kernel calls', prof.kernels.filter((k) => !(k.name.includes('scope') || k.name.endsWith('__op'))).length, t0p > 0 ? '' : '');
   for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) console.log(k.padEnd(22), e.ms.toFixed(1).padStart(8), e.n);
   console.log('--- top kernel instances');
   for (const [k, e] of [...detail].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40)) console.log(e.ms.toFixed(1).padStart(8), String(e.n).padStart(4), k);

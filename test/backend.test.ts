@@ -136,6 +136,58 @@ describe('backend selection (auto)', () => {
   });
 });
 
+/** A stand-in for the `webgpu` (Dawn) package whose only adapter is `adapter`. */
+function fakeDawn(adapter: object | null): Record<string, unknown> {
+  return {
+    [WEBGPU_DAWN]: { create: () => ({ requestAdapter: async () => adapter }), globals: { GPUBufferUsage: { MAP_READ: 1 } } },
+    [TFJS_WEBGPU]: {},
+  };
+}
+
+/** Runs `fn`, then undoes what the webgpu setup put on globalThis. */
+async function withGlobalsRestored(fn: () => Promise<void>): Promise<void> {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  const g = globalThis as { navigator?: { gpu?: unknown }; GPUBufferUsage?: unknown };
+  try {
+    await fn();
+  } finally {
+    if (g.navigator && Object.getOwnPropertyDescriptor(g.navigator, 'gpu')) delete g.navigator.gpu;
+    if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+    else delete g.navigator;
+    delete g.GPUBufferUsage;
+  }
+}
+
+describe('webgpu detection (with a stand-in for the webgpu package)', () => {
+  it('sets navigator.gpu and the globals, and records a missing adapter', () =>
+    withGlobalsRestored(async () => {
+      const info = await selectBackend({ allowWebgpu: true, quiet: true }, fakeHost({ fake: fakeDawn(null) }));
+      assert.equal(info.name, 'wasm');
+      assert.match(info.reasons[2], /^webgpu: no WebGPU adapter \(is a Vulkan loader and driver installed\?\)$/);
+      const g = globalThis as { navigator?: { gpu?: { requestAdapter?: unknown } }; GPUBufferUsage?: unknown };
+      assert.equal(typeof g.navigator?.gpu?.requestAdapter, 'function');
+      assert.deepEqual(g.GPUBufferUsage, { MAP_READ: 1 });
+    }));
+
+  it("'auto' passes over a software adapter (llvmpipe is slower than wasm)", () =>
+    withGlobalsRestored(async () => {
+      const adapter = { info: { vendor: 'mesa', architecture: '', device: '', description: 'llvmpipe (LLVM 19.1.7, 256 bits)' } };
+      const info = await selectBackend({ allowWebgpu: true, quiet: true }, fakeHost({ fake: fakeDawn(adapter) }));
+      assert.equal(info.name, 'wasm');
+      assert.match(info.reasons[2], /webgpu: only a software adapter \('mesa llvmpipe.*'\), slower than wasm/);
+    }));
+
+  it('forcing webgpu accepts a software adapter but reports a backend registered elsewhere', () =>
+    withGlobalsRestored(async () => {
+      const adapter = { isFallbackAdapter: true, info: { vendor: 'google', description: 'SwiftShader' } };
+      await assert.rejects(
+        selectBackend({ backend: 'webgpu', quiet: true }, fakeHost({ fake: fakeDawn(adapter) })),
+        /webgpu: @tensorflow\/tfjs-backend-webgpu registered with another copy of @tensorflow\/tfjs-core/,
+      );
+      assert.equal(tf.getBackend(), 'wasm');
+    }));
+});
+
 describe('forcing a backend', () => {
   it("forcing 'tensorflow' without tfjs-node throws with the install command", async () => {
     await assert.rejects(selectBackend({ backend: 'tensorflow', quiet: true }, fakeHost()), (err: Error) => {

@@ -1,12 +1,21 @@
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { fdDirectional, setup } from './setup';
 import { gelu, l2Normalize, layerNorm, linear } from '../src/model/layers';
 import { attention } from '../src/model/attention';
 import { bicubicMatrix1d } from '../src/model/vit';
+import { hasFusedKernels, registerWasmKernels, setAutoRegisterKernels, unregisterWasmKernels } from '../src/kernels';
 
 before(setup);
+after(() => useKernels(true));
+
+/** Switch between our fused wasm kernels and plain tfjs ops (the path every other backend takes). */
+function useKernels(on: boolean): void {
+  setAutoRegisterKernels(on);
+  if (on) registerWasmKernels();
+  else unregisterWasmKernels();
+}
 
 /** Plain-op versions written independently of the custom gradients: autodiff differentiates these. */
 const naive = {
@@ -22,7 +31,14 @@ function relL2(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.norm(tf.sub(a, b)).dataSync()[0] / Math.max(tf.norm(b).dataSync()[0], 1e-12));
 }
 
-describe('custom-gradient layers', () => {
+const MODES = ['our wasm kernels', 'plain tfjs ops'] as const;
+for (const mode of MODES) describe(`custom-gradient layers (${mode})`, () => {
+  before(() => useKernels(mode === MODES[0]));
+
+  it('runs on the intended path', () => {
+    assert.equal(hasFusedKernels(), mode === MODES[0] && tf.getBackend() === 'wasm');
+  });
+
   it('linear: forward and gradients match autodiff of x·W+b and finite differences', () => {
     tf.tidy(() => {
       const x = tf.randomNormal([7, 5], 0, 1, 'float32', 1) as tf.Tensor2D;
@@ -138,6 +154,58 @@ describe('custom-gradient layers', () => {
       for (let j = 0; j < 7; j++) s += m[i * 7 + j];
       assert.ok(Math.abs(s - 1) < 1e-6);
     }
+  });
+});
+
+describe('fused kernels agree with the plain-op path at ViT sizes', () => {
+  after(() => useKernels(true));
+
+  /** Forward outputs and gradients of f under both paths. */
+  function bothPaths(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], r: tf.Tensor): Array<{ y: Float32Array; g: Float32Array[] }> {
+    return [true, false].map((on) => {
+      useKernels(on);
+      return tf.tidy(() => {
+        const y = f(...inputs).dataSync() as Float32Array;
+        const g = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), r)) as tf.Scalar)(inputs).map((t) => t.dataSync() as Float32Array);
+        return { y, g };
+      });
+    });
+  }
+  const rel = (a: Float32Array, b: Float32Array): number => {
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < a.length; i++) {
+      num += (a[i] - b[i]) ** 2;
+      den += b[i] ** 2;
+    }
+    return Math.sqrt(num / Math.max(den, 1e-30));
+  };
+
+  it('attention (3 images × 50 tokens, 4 heads of 32), outputs and gradients', () => {
+    const B = 3, N = 50, D = 128, H = 4;
+    const x = tf.randomNormal([B * N, D], 0, 1, 'float32', 31) as tf.Tensor2D;
+    const w = {
+      qkvW: tf.randomNormal([D, 3 * D], 0, 0.1, 'float32', 32) as tf.Tensor2D,
+      qkvB: tf.randomNormal([3 * D], 0, 0.1, 'float32', 33) as tf.Tensor1D,
+      projW: tf.randomNormal([D, D], 0, 0.1, 'float32', 34) as tf.Tensor2D,
+      projB: tf.randomNormal([D], 0, 0.1, 'float32', 35) as tf.Tensor1D,
+    };
+    const r = tf.randomNormal([B * N, D], 0, 1, 'float32', 36);
+    const [fused, plain] = bothPaths((xi, qw, pw) => attention(xi as tf.Tensor2D, { ...w, qkvW: qw as tf.Tensor2D, projW: pw as tf.Tensor2D }, B, N, H).out, [x, w.qkvW, w.projW], r);
+    assert.ok(rel(fused.y, plain.y) < 1e-5, `forward ${rel(fused.y, plain.y)}`);
+    for (let i = 0; i < 3; i++) assert.ok(rel(fused.g[i], plain.g[i]) < 1e-4, `grad ${i}: ${rel(fused.g[i], plain.g[i])}`);
+    tf.dispose([x, r, ...Object.values(w)]);
+  });
+
+  it('linear (x [300, 96] · W [96, 200] + b) and GELU on odd sizes', () => {
+    const x = tf.randomNormal([300, 96], 0, 1, 'float32', 41) as tf.Tensor2D;
+    const w = tf.randomNormal([96, 200], 0, 0.1, 'float32', 42) as tf.Tensor2D;
+    const b = tf.randomNormal([200], 0, 0.1, 'float32', 43) as tf.Tensor1D;
+    const r = tf.randomNormal([300, 200], 0, 1, 'float32', 44);
+    const [fused, plain] = bothPaths((xi, wi, bi) => gelu(linear(xi as tf.Tensor2D, wi as tf.Tensor2D, bi as tf.Tensor1D)), [x, w, b], r);
+    assert.ok(rel(fused.y, plain.y) < 1e-5, `forward ${rel(fused.y, plain.y)}`);
+    for (let i = 0; i < 3; i++) assert.ok(rel(fused.g[i], plain.g[i]) < 1e-5, `grad ${i}: ${rel(fused.g[i], plain.g[i])}`);
+    tf.dispose([x, w, b, r]);
   });
 });
 

@@ -11,7 +11,7 @@
  * try webgpu.
  */
 import { BackendHost, nodeHost } from './host';
-import { describeBackend, lastBackendInfo, selectBackend } from './select';
+import { lastBackendInfo, selectBackend } from './select';
 import type { BackendInfo, BackendOptions } from './types';
 
 export type { BackendInfo, BackendName, BackendOptions } from './types';

@@ -22,7 +22,7 @@ export function installHint(name: BackendName, tfjsVersion: string, package_?: s
         'script downloads libtensorflow, ~100 MB).';
       const gpu =
         `For NVIDIA GPUs run \`npm install ${TFJS_NODE_GPU}${v}\` (also downloads libtensorflow; needs ` +
-        'CUDA 11.8 and cuDNN 8.6 on the library path, and a visible GPU).';
+        'the CUDA 11.2 and cuDNN 8.1 libraries that its libtensorflow 2.9.1 was built against, on the library path, and a visible GPU).';
       if (package_ === TFJS_NODE_GPU) return `${gpu} ${cpu}`;
       return `${cpu} ${gpu}`;
     }

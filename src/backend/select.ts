@@ -18,6 +18,8 @@ interface Request {
   /** Where the forced backend came from, for error messages. */
   source: 'option' | 'IBOTLAB_BACKEND' | undefined;
   threads: number;
+  /** The thread count asked for before capping at MAX_WASM_THREADS. */
+  threadsAsked: number;
   /** Whether the thread count was asked for (option or env), rather than defaulted. */
   threadsExplicit: boolean;
   allowWebgpu: boolean;
@@ -120,11 +122,12 @@ function parseRequest(opts: BackendOptions, host: BackendHost): Request {
     threads = Number(raw);
     threadsExplicit = true;
   }
+  const threadsAsked = threads;
   threads = Math.max(1, Math.min(threads, MAX_WASM_THREADS));
 
   const envWebgpu = (host.env.IBOTLAB_WEBGPU ?? '').trim().toLowerCase();
   const allowWebgpu = opts.allowWebgpu ?? (envWebgpu === '1' || envWebgpu === 'true');
-  return { backend, source, threads, threadsExplicit, allowWebgpu, quiet: opts.quiet === true };
+  return { backend, source, threads, threadsAsked, threadsExplicit, allowWebgpu, quiet: opts.quiet === true };
 }
 
 function checkName(name: string, where: string): BackendName {
@@ -210,6 +213,9 @@ async function tryWasm(req: Request, host: BackendHost): Promise<Attempt> {
   const failure = loadFailure(host, 'wasm', TFJS_WASM);
   if (failure) return { ok: false, reasons: [failure], package: TFJS_WASM };
   const notes: string[] = [];
+  if (req.threadsExplicit && req.threadsAsked > req.threads) {
+    notes.push(`wasm: ${req.threadsAsked} threads asked for, capped at ${MAX_WASM_THREADS} (the build's pthread pool)`);
+  }
   const known = initialised.get('wasm');
   if (known && tf.findBackend('wasm') !== null) {
     if (req.threadsExplicit && known.threads !== req.threads) {

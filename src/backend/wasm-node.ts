@@ -108,7 +108,9 @@ export async function initWasm(host: BackendHost, requestedThreads: number): Pro
   if (threaded) {
     try {
       if (await initThreaded(host, pkg, requestedThreads)) {
-        return { threads: pkg.getThreadsCount(), simd, notes };
+        const threads = pkg.getThreadsCount();
+        if (threads !== requestedThreads) notes.push(`asked for ${requestedThreads} threads, the pool has ${threads}`);
+        return { threads, simd, notes };
       }
       notes.push('threaded wasm build failed to initialise; using the single-threaded build');
     } catch (err) {

@@ -3,6 +3,7 @@
  * The `ibotlab` command: thin wrappers over the library.
  *   ibotlab verify-reference [DIR]
  *   ibotlab pretrain [--dataset D] [--preset P] [--epochs N | --minutes M] [--out DIR] [--resume]
+ *   ibotlab eval --checkpoint DIR [--protocol knn|linear|logistic|semi|cluster|all] [--features pixels|random] [--json]
  *   ibotlab info
  */
 import * as path from 'node:path';
@@ -11,6 +12,7 @@ import { initBackend, describeBackend } from '../backend';
 import type { BackendName } from '../backend';
 import { verifyReference } from './verify';
 import { runPretrain } from './pretrain';
+import { FeatureSource, runEval } from './eval';
 
 const USAGE = `usage: ibotlab <command> [options]
 
@@ -26,6 +28,15 @@ commands:
       --batch-size N, --lr X (per 256 images), --seed N, --checkpoint-every N (steps)
       --no-eval           skip the closing k-NN evaluation
       --subset N          train on the first N training images only
+  eval                evaluation protocols of the paper on frozen features (teacher backbone)
+      --checkpoint DIR    run folder written by pretrain (e.g. runs/fashion-mnist)
+      --protocol P        knn, linear, logistic, semi, cluster or all (default; a comma list works too)
+      --features F        checkpoint (default with --checkpoint), pixels (no model), random (the
+                          checkpoint's or --preset's architecture at random initialisation)
+      --dataset NAME, --data-path DIR, --preset NAME, --seed N  as for pretrain
+      --finetune          with semi: also fine-tune end to end on the 10% split (slow)
+      --out FILE          save the full results table (.csv or .json)
+      --json              print one JSON object with every metric instead of tables
   verify-reference [DIR]  check the library against reference fixtures (default ../shared/reference)
   info                show the TensorFlow.js backend that would be used
 
@@ -60,6 +71,10 @@ async function main(argv: string[]): Promise<number> {
       'no-eval': { type: 'boolean', default: false },
       subset: { type: 'string' },
       json: { type: 'boolean', default: false },
+      checkpoint: { type: 'string' },
+      protocol: { type: 'string', default: 'all' },
+      features: { type: 'string' },
+      finetune: { type: 'boolean', default: false },
     },
   });
   const num = (name: string, v: string | undefined): number | undefined => {
@@ -95,6 +110,19 @@ async function main(argv: string[]): Promise<number> {
         checkpointEvery: num('checkpoint-every', values['checkpoint-every']),
         eval: !values['no-eval'],
         subset: num('subset', values.subset),
+      });
+    case 'eval':
+      return runEval({
+        checkpoint: values.checkpoint,
+        dataset: values.dataset as string,
+        dataPath: values['data-path'],
+        protocol: values.protocol as string,
+        features: values.features as FeatureSource | undefined,
+        preset: values.preset as string,
+        json: values.json as boolean,
+        seed: num('seed', values.seed),
+        finetune: values.finetune as boolean,
+        out: values.out,
       });
     default:
       process.stderr.write(`unknown command '${cmd}'\n\n${USAGE}`);

@@ -67,7 +67,8 @@ export function pixelFeatures(ds: ImageDataset, opts: Pick<FeatureOptions, 'norm
   });
 }
 
-function normalizePixels(x: tf.Tensor4D, mean?: number[], std?: number[]): tf.Tensor4D {
+/** (x − mean) / std per channel for pixels in [0, 1]; unchanged without mean/std. A new tensor unless unchanged. */
+export function normalizePixels(x: tf.Tensor4D, mean?: number[], std?: number[]): tf.Tensor4D {
   if (!mean || !std) return x;
   return tf.div(tf.sub(x, tf.tensor1d(mean)), tf.tensor1d(std)) as tf.Tensor4D;
 }

@@ -48,14 +48,14 @@ function hostMatrix(x: tf.Tensor2D | HostMatrix, what: string): HostMatrix {
 
 function resolveNumClasses(labels: LabelArray, given: number | undefined, what: string): number {
   let c = given ?? 0;
-  if (given === undefined) for (let i = 0; i < labels.length; i++) c = Math.max(c, labels[i] + 1);
-  if (!Number.isInteger(c) || c < 2) throw new Error(`${what}: need at least 2 classes, got numClasses = ${c}`);
+  if (given === undefined) for (let i = 0; i < labels.length; i++) if (Number.isInteger(labels[i])) c = Math.max(c, labels[i] + 1);
   for (let i = 0; i < labels.length; i++) {
     const y = labels[i];
-    if (!Number.isInteger(y) || y < 0 || y >= c) {
+    if (!Number.isInteger(y) || y < 0 || (c >= 2 && y >= c)) {
       throw new Error(`${what}: label ${y} at index ${i} is not a class index in [0, ${c}); labels must be 0-based integers (or raise numClasses)`);
     }
   }
+  if (!Number.isInteger(c) || c < 2) throw new Error(`${what}: need at least 2 classes, got numClasses = ${c}`);
   return c;
 }
 
@@ -367,7 +367,7 @@ export interface LogisticRegressionOptions {
   C?: number;
   /** L-BFGS iterations at most. Default 500. */
   maxIter?: number;
-  /** Stop when max |∂f/∂θ| ≤ tol (scipy's `gtol`, which sklearn sets to its `tol`). Default 1e-4. */
+  /** Stop when max |∂f/∂θ| ≤ tol (scipy's `gtol`; sklearn's default 1e-4 is loose for L2-normalised features, whose gradients are ~√dim smaller). Default 1e-5. */
   tol?: number;
   /** L-BFGS memory. Default 10 (scipy's `maxcor`). */
   history?: number;
@@ -490,7 +490,7 @@ export function fitLogisticRegression(features: tf.Tensor2D | HostMatrix, labels
   const c = resolveNumClasses(labels, options.numClasses, 'fitLogisticRegression');
   const C = options.C ?? 1;
   const maxIter = options.maxIter ?? 500;
-  const tol = options.tol ?? 1e-4;
+  const tol = options.tol ?? 1e-5;
   const m = options.history ?? 10;
   const intercept = options.fitIntercept ?? true;
   if (!(C > 0)) throw new Error(`fitLogisticRegression: C must be > 0, got ${C}`);
@@ -597,6 +597,8 @@ export interface LogisticResult {
   entries: Array<{ C: number; top1: number; iterations: number; stop: LogisticModel['stop']; valTop1?: number }>;
   /** The C picked on the validation split; the first C when there is no validation (never chosen on test). */
   selectedC: number;
+  /** How selectedC was chosen: on held-out train data, or the first C (one C given, or too few labels to hold out). */
+  selection: 'validation' | 'first';
   /** Test top-1 of the selected C (refit on all train features), percent. */
   top1: number;
   numTrain: number;
@@ -611,7 +613,7 @@ export interface LogisticEvalOptions extends Omit<LogisticRegressionOptions, 'C'
   preprocess?: 'none' | 'l2' | 'standardize';
   /**
    * Pick C on a stratified held-out fraction of the train features (then refit on all).
-   * Default: no selection when one C is given, 0.2 otherwise.
+   * Default 0.2; unused with one C, or when rounding leaves nothing to hold out.
    */
   valFraction?: number;
   /** Seed of the validation split. Default 0. */
@@ -660,9 +662,9 @@ export function logisticRegression(
   const fitOpts = { ...options, numClasses };
   const valFraction = options.valFraction ?? (Cs.length > 1 ? 0.2 : 0);
   let valTop1: number[] | undefined;
-  if (valFraction > 0) {
-    const split = stratifiedSplit(trainLabels, valFraction, new Rng(options.seed ?? 0), numClasses);
-    if (split.test.length === 0 || split.train.length === 0) throw new Error(`logisticRegression: valFraction ${valFraction} leaves an empty split; change it or pass one C`);
+  const split = valFraction > 0 && Cs.length > 1 ? stratifiedSplit(trainLabels, valFraction, new Rng(options.seed ?? 0), numClasses) : undefined;
+  // Too few labels to hold any out (e.g. 1 per class): no selection, the first C is used.
+  if (split && split.test.length > 0 && split.train.length > 0) {
     const fit = gatherRows(tr, split.train);
     const fitLabels = gatherLabels(trainLabels, split.train);
     const val = gatherRows(tr, split.test);
@@ -688,6 +690,7 @@ export function logisticRegression(
     protocol: 'logistic',
     preprocess: how,
     entries,
+    selection: valTop1 ? 'validation' : 'first',
     selectedC: Cs[sel],
     top1: entries[sel].top1,
     numTrain: tr.rows,

@@ -7,10 +7,15 @@
  * core) so they run through `batchMatMul` below, which the wasm backend can
  * replace with a faster kernel, and so autodiff never builds its chain of
  * transposed-flag products.
+ *
+ * With our wasm kernels (src/kernels) the whole core is one kernel each way,
+ * reading q, k, v as strided views of the 2-D qkv projection and writing the
+ * merged heads directly: no split, no head transposes, no separate softmax.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
 import { linear } from './layers';
+import { fusedAttention, fusedAttentionGrad, hasFusedKernels } from '../kernels/ops';
 
 type T = tf.Tensor;
 
@@ -58,6 +63,22 @@ function attentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: nu
   return { out, probs: probsOut };
 }
 
+/** The fused core on qkv [B·N, 3D] → merged heads [B·N, D] (+ probabilities [B·heads, N, N]). */
+function fusedCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, scale: number, keepProbs: boolean): { out: tf.Tensor2D; probs?: tf.Tensor3D } {
+  let probsOut: tf.Tensor3D | undefined;
+  const f = tf.customGrad(((qkvi: T, save: tf.GradSaveFunc) => {
+    const { out, probs } = fusedAttention(qkvi as tf.Tensor2D, B, N, heads, scale);
+    save([qkvi, probs]);
+    if (keepProbs) probsOut = tf.keep(probs);
+    return {
+      value: out,
+      gradFunc: (dy: T, saved: T[]) => fusedAttentionGrad(saved[0] as tf.Tensor2D, saved[1] as tf.Tensor3D, dy as tf.Tensor2D, B, N, heads, scale),
+    };
+  }) as unknown as CustomGradientFunc<T>);
+  const out = f(qkv) as tf.Tensor2D;
+  return { out, probs: probsOut };
+}
+
 /**
  * Attention on 2-D tokens x [B·N, D] (N tokens per image, [CLS] included).
  * Returns the projected output [B·N, D] and, when asked, the probabilities [B, heads, N, N].
@@ -73,6 +94,15 @@ export function attention(
   const D = x.shape[1];
   const d = D / heads;
   const qkv = linear(x, w.qkvW, w.qkvB);
+  if (hasFusedKernels()) {
+    const { out, probs } = fusedCore(qkv, B, N, heads, 1 / Math.sqrt(d), returnProbs);
+    let probs4: tf.Tensor4D | undefined;
+    if (probs) {
+      probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
+      probs.dispose();
+    }
+    return { out: linear(out, w.projW, w.projB), probs: probs4 };
+  }
   // Split on the 2-D tensor, then one 4-D transpose per operand (no 5-D transposes: slow on wasm).
   const [q, k, v] = tf.split(qkv, 3, 1).map(
     (t) => tf.reshape(tf.transpose(tf.reshape(t, [B, N, heads, d]), [0, 2, 1, 3]), [B * heads, N, d]) as tf.Tensor3D,

@@ -1,0 +1,280 @@
+/**
+ * Benchmark of one full iBOT training step (`IBOTModel.step`) on the `bench`
+ * configuration: ViT dim 128, depth 4, 4 heads, 4×4 patches of 28×28
+ * Fashion-MNIST (49 patches); batch 64; 2 global 28×28 crops + 4 local 12×12
+ * crops; shared head hidden 512 / bottleneck 128 / 1024 prototypes.
+ *
+ *   npm run bench                      # human-readable report
+ *   node dist/bench/step.js --json     # one JSON object
+ *   node dist/bench/step.js --steps 8  # timed steps (default 6, median reported)
+ *   node dist/bench/step.js --scaling  # images/s vs batch size, depth, image size
+ *   node dist/bench/step.js --stock    # without our wasm kernels (A/B)
+ *   node dist/bench/step.js --threads 1
+ *
+ * FLOP count (analytical, multiply-adds counted as 2, matrix products only):
+ *   ViT forward on n images of T = 1 + P tokens (P patches, patch vector q = p²·C):
+ *     2·n·P·q·D                                         patch embedding
+ *     + depth · n · (2·T·D·(3D + D + 2·hidden) + 4·T²·D)  qkv, proj, MLP; q·kᵀ and p·v over all heads
+ *     + 2·P·P₀·D when the grid differs from the stored P₀ (position-embedding resampling)
+ *   Head on m tokens: 2·m·(D·h + (nlayers−2)·h² + h·bottleneck) + 2·m·bottleneck·K (prototypes)
+ *   Teacher: ViT(G·B global) + head on all G·B·T tokens.
+ *   Student: ViT(G·B global) + ViT(L·B local) + head on G·B·T tokens + head on L·B [CLS].
+ *   Backward = 2 × student forward (dX and dW for every product).
+ *   Step = teacher + 3 × student forward. Elementwise ops, softmaxes, the loss and
+ *   AdamW are not counted (they are memory-bound and small in FLOPs).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
+import { registerWasmKernels, setAutoRegisterKernels, wasmKernelsRegistered, kernelsFor, WasmBackendLike } from '../src/kernels';
+import { IBOTModel, Crops, IBOTModelConfig } from '../src/train/ibot';
+import { pretrainPreset, PretrainConfig } from '../src/train/presets';
+import { ibotBatch, disposeIBOTBatch } from '../src/augment';
+import { loadEmbeddedFashionMnist, toTensor, ImageDataset } from '../src/data';
+import { Rng } from '../src/util/rng';
+
+interface Args {
+  json: boolean;
+  steps: number;
+  scaling: boolean;
+  stock: boolean;
+  threads?: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { json: false, steps: 6, scaling: false, stock: false };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i];
+    if (v === '--json') a.json = true;
+    else if (v === '--scaling') a.scaling = true;
+    else if (v === '--stock') a.stock = true;
+    else if (v === '--steps') a.steps = Number(argv[++i]);
+    else if (v === '--threads') a.threads = Number(argv[++i]);
+    else if (v === '--help' || v === '-h') {
+      console.log('usage: step.js [--json] [--steps N] [--scaling] [--stock] [--threads N]');
+      process.exit(0);
+    } else throw new Error(`unknown argument '${v}' (see --help)`);
+  }
+  if (!Number.isInteger(a.steps) || a.steps < 1) throw new Error('--steps takes a positive integer (≥ 5 recommended)');
+  if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 1)) throw new Error('--threads takes a positive integer');
+  return a;
+}
+
+/** Analytical FLOPs of a ViT forward (see the header). */
+export function vitForwardFlops(n: number, imgSize: number, c: IBOTModelConfig['vit']): number {
+  const P = (imgSize / c.patchSize) ** 2;
+  const P0 = (c.imgSize / c.patchSize) ** 2;
+  const T = P + 1;
+  const D = c.embedDim;
+  const hidden = Math.round(D * c.mlpRatio);
+  const q = c.patchSize ** 2 * c.inChans;
+  const blocks = c.depth * n * (2 * T * D * (3 * D + D + 2 * hidden) + 4 * T * T * D);
+  const pos = P === P0 ? 0 : 2 * P * P0 * D;
+  return 2 * n * P * q * D + blocks + pos;
+}
+
+/** Analytical FLOPs of the head MLP and prototypes on m tokens. */
+export function headFlops(m: number, cfg: IBOTModelConfig): number {
+  const h = cfg.head;
+  const D = cfg.vit.embedDim;
+  const mlp = h.nlayers === 1 ? D * h.bottleneckDim : D * h.hiddenDim + (h.nlayers - 2) * h.hiddenDim ** 2 + h.hiddenDim * h.bottleneckDim;
+  return 2 * m * mlp + 2 * m * h.bottleneckDim * h.outDim;
+}
+
+export function stepFlops(cfg: PretrainConfig, B: number): { teacher: number; studentForward: number; total: number } {
+  const m = cfg.model;
+  const G = cfg.crops.globalCrops;
+  const L = cfg.crops.localCrops;
+  const T = (cfg.crops.globalSize / m.vit.patchSize) ** 2 + 1;
+  const teacher = vitForwardFlops(G * B, cfg.crops.globalSize, m.vit) + headFlops(G * B * T, m);
+  const studentForward =
+    vitForwardFlops(G * B, cfg.crops.globalSize, m.vit) +
+    (L > 0 ? vitForwardFlops(L * B, cfg.crops.localSize, m.vit) : 0) +
+    headFlops(G * B * T + L * B, m);
+  return { teacher, studentForward, total: teacher + 3 * studentForward };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const k = s.length >> 1;
+  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
+};
+
+interface StepTiming {
+  augment: number;
+  teacher: number;
+  student: number;
+  optimizer: number;
+  total: number;
+}
+
+/** Draw a batch of B real images. */
+function realBatch(ds: ImageDataset, B: number, rng: Rng): tf.Tensor4D {
+  const idx = Array.from({ length: B }, () => rng.randint(0, ds.n - 1));
+  return toTensor(ds, idx);
+}
+
+/** Crops resized by bilinear interpolation when the bench image size differs from the data's 28×28. */
+function resizeTo(x: tf.Tensor4D, size: number): tf.Tensor4D {
+  return x.shape[1] === size ? x : tf.tidy(() => tf.image.resizeBilinear(x, [size, size]));
+}
+
+/** Run warm-up + timed steps of one configuration; returns per-step timings and counters. */
+function runSteps(cfg: PretrainConfig, B: number, ds: ImageDataset, warmup: number, steps: number): { timings: StepTiming[]; maxTensors: number; tensorDrift: number; losses: number[] } {
+  const model = new IBOTModel(cfg.model, cfg.seed);
+  const rng = new Rng(cfg.seed + 7);
+  const timings: StepTiming[] = [];
+  const losses: number[] = [];
+  let maxTensors = 0;
+  let before = 0;
+  const size = cfg.crops.globalSize;
+  try {
+    for (let i = 0; i < warmup + steps; i++) {
+      if (i === warmup) before = tf.memory().numTensors;
+      const images = resizeTo(realBatch(ds, B, rng), Math.max(28, size));
+      const t0 = performance.now();
+      const batch = ibotBatch(images, { multiCrop: cfg.crops, masking: cfg.masking, patchSize: cfg.model.vit.patchSize, epoch: 1 }, rng);
+      // Augmentation runs eagerly on tfjs ops; force completion before timing the model.
+      batch.global[0].dataSync();
+      const t1 = performance.now();
+      const crops: Crops = { global: batch.global, local: batch.local, masks: batch.masks };
+      const stats = model.step(crops, { lr: 1e-4, wd: 0.04, momentum: 0.996, epoch: 1 }, i);
+      const t2 = performance.now();
+      disposeIBOTBatch(batch);
+      images.dispose();
+      maxTensors = Math.max(maxTensors, tf.memory().numTensors);
+      losses.push(stats.loss);
+      if (i >= warmup) {
+        timings.push({ augment: t1 - t0, teacher: stats.ms.teacher, student: stats.ms.student, optimizer: stats.ms.optimizer, total: t2 - t0 });
+      }
+    }
+    return { timings, maxTensors, tensorDrift: tf.memory().numTensors - before, losses };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Images/s of teacher-backbone feature extraction ([CLS] of 28×28 images, batch B), forward only. */
+function featureThroughput(cfg: PretrainConfig, B: number, ds: ImageDataset, reps = 5): number {
+  const model = new IBOTModel(cfg.model, cfg.seed);
+  const rng = new Rng(3);
+  const x = realBatch(ds, B, rng);
+  try {
+    const run = (): void => {
+      tf.tidy(() => {
+        const { tokens } = model.teacher.backbone.forward(x);
+        tf.slice(tokens, [0, 0, 0], [B, 1, -1]).dataSync();
+      });
+    };
+    run();
+    const ts: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      run();
+      ts.push(performance.now() - t0);
+    }
+    return (B / median(ts)) * 1000;
+  } finally {
+    x.dispose();
+    model.dispose();
+  }
+}
+
+function loadAverage(): number {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('os').loadavg()[0];
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = performance.now();
+  const info = await initBackend({ quiet: true, threads: args.threads });
+  if (args.stock) setAutoRegisterKernels(false);
+  else if (info.name === 'wasm') registerWasmKernels({ threads: args.threads });
+  const kernelThreads = wasmKernelsRegistered() ? kernelsFor(tf.backend() as unknown as WasmBackendLike).parts : 0;
+  const ds = loadEmbeddedFashionMnist().train;
+  const cfg = pretrainPreset('bench');
+  const B = cfg.batchSize;
+  const load0 = loadAverage();
+
+  if (args.scaling) {
+    const rows: Array<{ batch: number; depth: number; imgSize: number; imagesPerSec: number; gflops: number }> = [];
+    const variants: Array<{ batch: number; depth: number; img: number }> = [
+      { batch: 16, depth: 4, img: 28 },
+      { batch: 32, depth: 4, img: 28 },
+      { batch: 64, depth: 4, img: 28 },
+      { batch: 128, depth: 4, img: 28 },
+      { batch: 64, depth: 2, img: 28 },
+      { batch: 64, depth: 8, img: 28 },
+      { batch: 32, depth: 4, img: 56 },
+    ];
+    for (const v of variants) {
+      const local = Math.round((12 * v.img) / 28 / 4) * 4;
+      const c: PretrainConfig = {
+        ...cfg,
+        batchSize: v.batch,
+        model: { ...cfg.model, vit: { ...cfg.model.vit, depth: v.depth, imgSize: v.img } },
+        crops: { ...cfg.crops, globalSize: v.img, localSize: local },
+      };
+      const { timings } = runSteps(c, v.batch, ds, 1, 3);
+      const ms = median(timings.map((t) => t.total - t.augment));
+      const f = stepFlops(c, v.batch).total;
+      rows.push({ batch: v.batch, depth: v.depth, imgSize: v.img, imagesPerSec: (v.batch / ms) * 1000, gflops: f / ms / 1e6 });
+    }
+    if (args.json) console.log(JSON.stringify({ backend: describeBackend(info), kernels: wasmKernelsRegistered(), kernelThreads, rows }));
+    else {
+      console.log(`iBOT step scaling — ${describeBackend(info)}, our kernels: ${wasmKernelsRegistered() ? `on (${kernelThreads} threads)` : 'off'}`);
+      console.log('batch  depth  image  images/s  GFLOP/s   (model step only, augmentation excluded)');
+      for (const r of rows) console.log(`${String(r.batch).padStart(5)}  ${String(r.depth).padStart(5)}  ${String(r.imgSize).padStart(5)}  ${r.imagesPerSec.toFixed(1).padStart(8)}  ${r.gflops.toFixed(1).padStart(7)}`);
+    }
+    return;
+  }
+
+  const { timings, maxTensors, tensorDrift, losses } = runSteps(cfg, B, ds, 2, args.steps);
+  const flops = stepFlops(cfg, B);
+  const med = (k: keyof StepTiming): number => median(timings.map((t) => t[k]));
+  const modelMs = median(timings.map((t) => t.total - t.augment));
+  const featuresPerSec = featureThroughput(cfg, B, ds);
+  const peak = await measureMatMulPeak(512, 10);
+  const rssMB = process.resourceUsage().maxRSS / 1024;
+  const result = {
+    config: 'bench',
+    backend: describeBackend(info),
+    kernels: wasmKernelsRegistered(),
+    kernelThreads,
+    batch: B,
+    steps: timings.length,
+    imagesPerSec: (B / med('total')) * 1000,
+    imagesPerSecModelOnly: (B / modelMs) * 1000,
+    ms: { augment: med('augment'), teacher: med('teacher'), studentFwdBwd: med('student'), optimizer: med('optimizer'), total: med('total') },
+    gflopPerStep: flops.total / 1e9,
+    achievedGflops: flops.total / modelMs / 1e6,
+    matMulPeakGflops: peak,
+    peakFraction: flops.total / modelMs / 1e6 / peak,
+    featureImagesPerSec: featuresPerSec,
+    peakRssMB: rssMB,
+    maxTensors,
+    tensorDrift,
+    finalLoss: losses[losses.length - 1],
+    loadAverage: [load0, loadAverage()],
+    seconds: (performance.now() - started) / 1000,
+  };
+  if (!Number.isFinite(result.finalLoss)) throw new Error(`the training loss is not finite (${result.finalLoss}): the step is broken`);
+  if (args.json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
+  const f1 = (x: number): string => x.toFixed(1);
+  console.log(`iBOT training step, bench config (batch ${B}, 2×28² global + 4×12² local crops) — ${result.backend}`);
+  console.log(`  our wasm kernels: ${result.kernels ? `on (${kernelThreads} thread${kernelThreads === 1 ? '' : 's'})` : 'off (stock tfjs kernels)'}`);
+  console.log(`  images/s (full step, median of ${result.steps}): ${f1(result.imagesPerSec)}   (model only: ${f1(result.imagesPerSecModelOnly)})`);
+  console.log(`  ms/step: augment ${f1(result.ms.augment)} | teacher ${f1(result.ms.teacher)} | student fwd+bwd ${f1(result.ms.studentFwdBwd)} | optimizer+EMA ${f1(result.ms.optimizer)} | total ${f1(result.ms.total)}`);
+  console.log(`  ${result.gflopPerStep.toFixed(1)} GFLOP/step → ${f1(result.achievedGflops)} GFLOP/s achieved (model only) = ${(100 * result.peakFraction).toFixed(0)}% of the 2-D matMul peak ${f1(peak)} GFLOP/s`);
+  console.log(`  feature extraction (teacher backbone, forward only): ${f1(featuresPerSec)} images/s`);
+  console.log(`  peak RSS ${rssMB.toFixed(0)} MB, max live tensors ${maxTensors} (drift over timed steps: ${tensorDrift})`);
+  console.log(`  load average ${load0.toFixed(2)} → ${loadAverage().toFixed(2)} (other processes on the cores inflate every number); ${result.seconds.toFixed(0)} s`);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

@@ -1,0 +1,10 @@
+/** Evaluation: frozen features and the paper's protocols (k-NN, linear probe, logistic regression, semi-supervised, clustering), as tables. */
+export * from './metrics';
+export * from './knn';
+export * from './kmeans';
+export * from './features';
+export * from './linear';
+export * from './semi';
+export * from './cluster';
+export * from './protocols';
+export * from './results';

@@ -1,0 +1,142 @@
+/**
+ * Every evaluation protocol of the paper on one set of frozen features, in
+ * one call: weighted k-NN, the linear probe, logistic regression, the
+ * semi-supervised 1% / 10% protocols and unsupervised classification. The
+ * CLI and notebooks both go through `evaluateFeatures`, so a checkpoint, a
+ * randomly initialised model and raw pixels are compared on equal terms.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { IBOTHead } from '../model/head';
+import { DINO_KNN_KS, knnClassifyMulti } from './knn';
+import { LinearProbeOptions, LinearProbeResult, LogisticEvalOptions, LogisticResult, linearProbe, logisticRegression } from './linear';
+import { SemiOptions, SemiResult, FineTuneResult, semiSupervised } from './semi';
+import { ClusterResult, KMeansClusteringOptions, headClustering, kmeansClustering } from './cluster';
+import type { LabelArray } from './metrics';
+
+export interface KnnEvalResult {
+  protocol: 'knn';
+  temperature: number;
+  /** One entry per k, ascending. */
+  entries: Array<{ k: number; top1: number; top5: number }>;
+  numTrain: number;
+  numTest: number;
+  seconds: number;
+}
+
+/** Any protocol's result; `protocol` tells them apart. */
+export type EvalResult = KnnEvalResult | LinearProbeResult | LogisticResult | SemiResult | ClusterResult | FineTuneResult;
+
+/** Results of one feature source (a checkpoint, random init, pixels…). */
+export interface EvalReport {
+  /** Name of the feature source, e.g. 'pixels', 'random', 'runs/fashion-mnist'. */
+  features: string;
+  dataset?: string;
+  results: EvalResult[];
+}
+
+export interface KnnEvalOptions {
+  /** Default DINO's [10, 20, 100, 200] (those above the train size are dropped). */
+  ks?: number[];
+  /** Default 0.07. */
+  temperature?: number;
+  numClasses?: number;
+}
+
+/** Weighted k-NN (DINO/iBOT `eval_knn.py`) for several k. Inputs are not disposed. */
+export function knnEvaluation(
+  trainFeatures: tf.Tensor2D,
+  trainLabels: LabelArray,
+  testFeatures: tf.Tensor2D,
+  testLabels: LabelArray,
+  options: KnnEvalOptions = {},
+): KnnEvalResult {
+  const t0 = Date.now();
+  const nTrain = trainFeatures.shape[0];
+  const temperature = options.temperature ?? 0.07;
+  let ks = (options.ks ?? [...DINO_KNN_KS]).filter((k) => k <= nTrain);
+  if (ks.length === 0) ks = [nTrain];
+  ks = [...new Set(ks)].sort((a, b) => a - b);
+  const rs = knnClassifyMulti(trainFeatures, trainLabels, testFeatures, ks, { temperature, testLabels, numClasses: options.numClasses });
+  return {
+    protocol: 'knn',
+    temperature,
+    entries: rs.map((r) => ({ k: r.k, top1: r.top1 as number, top5: r.top5 as number })),
+    numTrain: nTrain,
+    numTest: testFeatures.shape[0],
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+export type ProtocolName = 'knn' | 'linear' | 'logistic' | 'semi' | 'cluster';
+export const ALL_PROTOCOLS: readonly ProtocolName[] = ['knn', 'linear', 'logistic', 'semi', 'cluster'];
+
+/** Frozen features of one source, train and test. The caller owns the tensors. */
+export interface FeatureSet {
+  /** Name shown in tables ('pixels', 'random', a run folder…). */
+  name: string;
+  /** The [CLS] token after the final norm (or pixels): k-NN, logistic regression, semi-supervised, k-means, head argmax. */
+  train: tf.Tensor2D;
+  test: tf.Tensor2D;
+  /** Features for the linear probe (e.g. [CLS] of the last 4 blocks); default `train` / `test`. */
+  linearTrain?: tf.Tensor2D;
+  linearTest?: tf.Tensor2D;
+  trainLabels: Int32Array;
+  testLabels: Int32Array;
+  numClasses: number;
+  classNames?: string[];
+  /** The teacher's projection head, for the head-argmax clustering. */
+  head?: IBOTHead;
+}
+
+export interface EvaluateOptions {
+  /** Which protocols; default all. */
+  protocols?: readonly ProtocolName[];
+  /** One seed for every random choice (splits, init, k-means). Default 0. */
+  seed?: number;
+  knn?: KnnEvalOptions;
+  linear?: LinearProbeOptions;
+  /** Default: Cs [1, 10, 100, 1000] on L2-normalised features (official), C picked on 20% of train. */
+  logistic?: LogisticEvalOptions;
+  semi?: SemiOptions;
+  kmeans?: KMeansClusteringOptions;
+  /** Called before each protocol (e.g. to print what is running). */
+  onProtocol?: (name: ProtocolName) => void;
+  /** Called after each protocol with its wall-clock seconds. */
+  onProtocolDone?: (name: ProtocolName, seconds: number) => void;
+}
+
+/** Run the chosen protocols on one feature set. */
+export function evaluateFeatures(fs: FeatureSet, options: EvaluateOptions = {}): EvalReport {
+  const protocols = options.protocols ?? ALL_PROTOCOLS;
+  const seed = options.seed ?? 0;
+  const C = fs.numClasses;
+  const results: EvalResult[] = [];
+  for (const p of protocols) {
+    options.onProtocol?.(p);
+    const t0 = Date.now();
+    switch (p) {
+      case 'knn':
+        results.push(knnEvaluation(fs.train, fs.trainLabels, fs.test, fs.testLabels, { numClasses: C, ...options.knn }));
+        break;
+      case 'linear':
+        results.push(linearProbe(fs.linearTrain ?? fs.train, fs.trainLabels, fs.linearTest ?? fs.test, fs.testLabels, { seed, numClasses: C, ...options.linear }));
+        break;
+      case 'logistic':
+        results.push(
+          logisticRegression(fs.train, fs.trainLabels, fs.test, fs.testLabels, { Cs: [1, 10, 100, 1000], preprocess: 'l2', seed, numClasses: C, ...options.logistic }),
+        );
+        break;
+      case 'semi':
+        results.push(...semiSupervised(fs.train, fs.trainLabels, fs.test, fs.testLabels, { seed, numClasses: C, ...options.semi }));
+        break;
+      case 'cluster':
+        if (fs.head) results.push(headClustering(fs.head, fs.test, fs.testLabels, { numClasses: C, classNames: fs.classNames }));
+        results.push(kmeansClustering(fs.test, fs.testLabels, { seed, numClasses: C, classNames: fs.classNames, ...options.kmeans }));
+        break;
+      default:
+        throw new Error(`unknown protocol '${String(p)}'; choose from ${ALL_PROTOCOLS.join(', ')}`);
+    }
+    options.onProtocolDone?.(p, (Date.now() - t0) / 1000);
+  }
+  return { features: fs.name, results };
+}

@@ -1,0 +1,69 @@
+/**
+ * Tensor-level entry points to the fused kernels, for src/model. Each
+ * `has…` tells whether the current backend has the kernel; callers keep a
+ * plain-op path for the other backends.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { KERNEL_NAMES, registerWasmKernels, wasmKernelsRegistered } from './register';
+
+let autoRegister = process.env.IBOTLAB_KERNELS !== '0';
+
+/**
+ * Whether model code registers our kernels on first use when the current
+ * backend is wasm (default true; env IBOTLAB_KERNELS=0 turns it off, e.g. to
+ * time the stock kernels).
+ */
+export function setAutoRegisterKernels(enabled: boolean): void {
+  autoRegister = enabled;
+}
+
+/**
+ * True when the current backend runs our fused kernels. On the wasm backend
+ * this registers them on first call (unless auto-registration is off).
+ */
+export function hasFusedKernels(): boolean {
+  const backend = tf.getBackend();
+  if (backend === 'wasm' && autoRegister && !wasmKernelsRegistered()) registerWasmKernels();
+  return tf.getKernel(KERNEL_NAMES.gelu, backend) !== undefined;
+}
+
+/** Exact GELU x·Φ(x), one kernel. */
+export function fusedGelu<R extends tf.Tensor>(x: R): R {
+  return tf.engine().runKernel(KERNEL_NAMES.gelu, { x }) as R;
+}
+
+/** dy · (Φ(x) + x·φ(x)), the GELU derivative applied to dy, one kernel. */
+export function fusedGeluGrad<R extends tf.Tensor>(x: R, dy: tf.Tensor): R {
+  return tf.engine().runKernel(KERNEL_NAMES.geluGrad, { x, dy }) as R;
+}
+
+/**
+ * softmax(q·kᵀ·scale)·v for every head, straight from the qkv projection
+ * [B·N, 3·D] to the merged heads [B·N, D]; also returns the probabilities
+ * [B·heads, N, N] (needed by the backward pass).
+ */
+export function fusedAttention(qkv: tf.Tensor2D, batch: number, tokens: number, heads: number, scale: number): { out: tf.Tensor2D; probs: tf.Tensor3D } {
+  const attrs = { batch, tokens, heads, scale };
+  const [out, probs] = tf.engine().runKernel(KERNEL_NAMES.attention, { qkv }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { out: out as tf.Tensor2D, probs: probs as tf.Tensor3D };
+}
+
+/** Gradient of `fusedAttention`'s output w.r.t. qkv, given the saved probabilities. */
+export function fusedAttentionGrad(qkv: tf.Tensor2D, probs: tf.Tensor3D, dy: tf.Tensor2D, batch: number, tokens: number, heads: number, scale: number): tf.Tensor2D {
+  const attrs = { batch, tokens, heads, scale };
+  return tf.engine().runKernel(KERNEL_NAMES.attentionGrad, { qkv, probs, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/**
+ * Row LayerNorm of x [..., D] (D a multiple of 4): y = x̂·γ + β with
+ * x̂ = (x − mean)/√(var + eps); also returns x̂ and 1/√(var + eps) [rows, 1] for the backward.
+ */
+export function fusedLayerNorm<R extends tf.Tensor>(x: R, gamma: tf.Tensor, beta: tf.Tensor, eps: number): { y: R; xhat: R; rstd: tf.Tensor2D } {
+  const [y, xhat, rstd] = tf.engine().runKernel(KERNEL_NAMES.layerNorm, { x, gamma, beta }, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { y: y as R, xhat: xhat as R, rstd: rstd as tf.Tensor2D };
+}
+
+/** dx of the LayerNorm given dy, the saved x̂ and 1/σ, and γ. */
+export function fusedLayerNormGrad<R extends tf.Tensor>(dy: tf.Tensor, xhat: R, rstd: tf.Tensor, gamma: tf.Tensor): R {
+  return tf.engine().runKernel(KERNEL_NAMES.layerNormGrad, { dy, xhat, rstd, gamma }) as R;
+}

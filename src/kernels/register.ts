@@ -1,0 +1,447 @@
+/**
+ * Registers our SIMD kernels on the tfjs `wasm` backend.
+ *
+ * Overrides (each falls back to the stock kernel for cases it does not
+ * handle: dtype other than float32, unusual broadcasting or permutations):
+ * - BatchMatMul: every transpose-flag variant and batch size through one
+ *   packed GEMM; the stock kernel runs any batched or transposed product on a
+ *   scalar loop (~1 GFLOP/s). Plain 2-D products stay on XNNPACK unless
+ *   measured faster here (see `KernelOptions.plain2d`).
+ * - Transpose: 4x4 register transposes for (batched) 2-D, row gathers when
+ *   the last axis stays in place (e.g. the [0,2,1,3] head split).
+ * - Sum / Mean over leading axes (bias and LayerNorm gradients): column sums
+ *   instead of the stock transpose-then-reduce.
+ * - Exp: vectorised.
+ * New kernels (called by src/model through src/kernels/ops.ts):
+ * - IbotGelu / IbotGeluGrad: exact GELU and its derivative, one pass each.
+ * - IbotAttention / IbotAttentionGrad: softmax attention on the 2-D qkv
+ *   matrix, heads as strided views (no split/transpose/merge).
+ * - IbotLayerNorm / IbotLayerNormGrad: row LayerNorm (row width a multiple
+ *   of 4) in one pass each way; outputs y, x̂ and 1/σ for the backward.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+import { Job, WasmBackendLike, WasmKernels, attentionScratchBytes, gemmScratchBytes, kernelsFor, setKernelThreads, splitRange } from './wasm_kernels';
+
+type TensorInfo = { dataId: object; shape: number[]; dtype: string };
+type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
+
+export const KERNEL_NAMES = {
+  gelu: 'IbotGelu',
+  geluGrad: 'IbotGeluGrad',
+  attention: 'IbotAttention',
+  attentionGrad: 'IbotAttentionGrad',
+  layerNorm: 'IbotLayerNorm',
+  layerNormGrad: 'IbotLayerNormGrad',
+} as const;
+
+export interface KernelOptions {
+  /**
+   * Also take plain 2-D products (no transposes, batch 1) off XNNPACK.
+   * Default false: XNNPACK's 2-D path is as fast or faster, and it is
+   * multithreaded in the threaded build.
+   */
+  plain2d: boolean;
+  /**
+   * Threads a kernel call may use (main thread + workers). Default: env
+   * IBOTLAB_KERNEL_THREADS, else the logical core count. Workers need the
+   * multithreaded tfjs build (shared memory); with the single-threaded build
+   * kernels always run on the calling thread.
+   */
+  threads?: number;
+}
+
+const DEFAULT_OPTIONS: KernelOptions = { plain2d: false };
+let options: KernelOptions = { ...DEFAULT_OPTIONS };
+/** Stock kernels we replaced, to fall back to and to restore. */
+const stock = new Map<string, tf.KernelConfig>();
+
+const prod = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+
+/** Below this much work a kernel runs on the calling thread alone (waking a worker costs ~10–50 µs). */
+let PARALLEL_MIN_FLOPS = 4e6;
+let PARALLEL_MIN_ELEMENTS = 1 << 16;
+
+/** Work thresholds for splitting a call across threads (tests lower them to exercise the split paths). */
+export function setParallelThresholds(minFlops = 4e6, minElements = 1 << 16): void {
+  PARALLEL_MIN_FLOPS = minFlops;
+  PARALLEL_MIN_ELEMENTS = minElements;
+}
+
+function partsFor(k: WasmKernels, elements: number): number {
+  return elements < PARALLEL_MIN_ELEMENTS ? 1 : k.chunks;
+}
+
+function stockCall(name: string, args: KernelArgs): TensorInfo | TensorInfo[] {
+  const k = stock.get(name);
+  if (!k) throw new Error(`custom kernels: no stock ${name} kernel to fall back to`);
+  return k.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as unknown as TensorInfo | TensorInfo[];
+}
+
+function batchMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { a, b } = args.inputs;
+  const transA = Boolean(args.attrs?.transposeA);
+  const transB = Boolean(args.attrs?.transposeB);
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return stockCall('BatchMatMul', args);
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const M = transA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const K = transA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const Kb = transB ? b.shape[rb - 1] : b.shape[rb - 2];
+  const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (K !== Kb) return stockCall('BatchMatMul', args); // the stock kernel raises the proper error
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const batchA = prod(outerA);
+  const batchB = prod(outerB);
+  let outer: number[];
+  if (batchA === batchB) {
+    const r = Math.max(outerA.length, outerB.length);
+    const pa = [...Array(r - outerA.length).fill(1), ...outerA];
+    const pb = [...Array(r - outerB.length).fill(1), ...outerB];
+    if (pa.some((v, i) => v !== pb[i])) return stockCall('BatchMatMul', args);
+    outer = pa;
+  } else if (batchA === 1) {
+    outer = outerB.length >= outerA.length ? outerB : [...Array(outerA.length - outerB.length).fill(1), ...outerB];
+  } else if (batchB === 1) {
+    outer = outerA.length >= outerB.length ? outerA : [...Array(outerB.length - outerA.length).fill(1), ...outerA];
+  } else {
+    return stockCall('BatchMatMul', args);
+  }
+  const batch = Math.max(batchA, batchB);
+  if (!transA && !transB && batch === 1 && !options.plain2d) return stockCall('BatchMatMul', args);
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput([...outer, M, N], 'float32');
+  if (batch * M * N === 0) return out;
+  const k = kernelsFor(backend);
+  const pa = k.offset(a.dataId);
+  const pb = k.offset(b.dataId);
+  const pc = k.offset(out.dataId);
+  if (K === 0) {
+    new Float32Array(k.memory.buffer, pc, batch * M * N).fill(0);
+    return out;
+  }
+  const bA = batchA === 1 ? 0 : M * K * 4;
+  const bB = batchB === 1 ? 0 : K * N * 4;
+  const sAm = transA ? 4 : K * 4;
+  const sAk = transA ? M * 4 : 4;
+  const sBk = transB ? 4 : N * 4;
+  const sBn = transB ? K * 4 : 4;
+  const parts = 2 * batch * M * N * K < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+  if (batch >= parts) {
+    k.run(splitRange(batch, parts).map(([s, e], i): Job => ['bmm', [
+      pa + s * bA, bA, sAm, sAk, pb + s * bB, bB, sBk, sBn, pc + s * M * N * 4, e - s, M, N, K, 1, k.scratch(gemmScratchBytes(N), i)]]));
+    return out;
+  }
+  // Few large products: split each one's rows or columns. Every piece packs
+  // its own copy of the other operand, so split the side that keeps the
+  // duplicated packing small (rows duplicate B: K·N; columns duplicate A: M·K).
+  for (let i = 0; i < batch; i++) {
+    const a0 = pa + i * bA;
+    const b0 = pb + i * bB;
+    const c0 = pc + i * M * N * 4;
+    const byRows = N < 16 || (M >= 16 && M * K >= K * N);
+    const ranges = splitRange(byRows ? M : N, parts, byRows ? 4 : 8);
+    k.run(ranges.map(([s, e], j): Job => byRows
+      ? ['gemm', [a0 + s * sAm, sAm, sAk, b0, sBk, sBn, c0 + s * N * 4, N * 4, e - s, N, K, 1, 0, k.scratch(gemmScratchBytes(N), j)]]
+      : ['gemm', [a0, sAm, sAk, b0 + s * sBn, sBk, sBn, c0 + s * 4, N * 4, M, e - s, K, 1, 0, k.scratch(gemmScratchBytes(e - s), j)]]));
+  }
+  return out;
+}
+
+/** Drop size-1 axes and merge axes that stay adjacent and in order under the permutation. */
+export function simplifyPermutation(shape: number[], perm: number[]): { shape: number[]; perm: number[] } {
+  const keep = perm.filter((p) => shape[p] !== 1);
+  if (keep.length === 0) return { shape: [], perm: [] };
+  // groups of consecutive input axes, in output order
+  const groups: number[][] = [];
+  for (const p of keep) {
+    const g = groups[groups.length - 1];
+    // p continues the group if it is the next non-unit input axis after the group's last
+    if (g) {
+      let next = g[g.length - 1] + 1;
+      while (next < shape.length && shape[next] === 1) next++;
+      if (next === p) {
+        g.push(p);
+        continue;
+      }
+    }
+    groups.push([p]);
+  }
+  const order = [...groups].sort((x, y) => x[0] - y[0]);
+  const newShape = order.map((g) => prod(g.map((p) => shape[p])));
+  const newPerm = groups.map((g) => order.indexOf(g));
+  return { shape: newShape, perm: newPerm };
+}
+
+function transpose(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x } = args.inputs;
+  const perm = args.attrs?.perm as number[];
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') return stockCall('Transpose', args);
+  const backend = args.backend as WasmBackendLike;
+  const outShape = perm.map((p) => x.shape[p]);
+  const size = prod(x.shape);
+  const { shape, perm: p } = simplifyPermutation(x.shape, perm);
+  const isIdentity = p.every((v, i) => v === i);
+  if (isIdentity || size === 0) return stockCall('Transpose', args);
+  const r = shape.length;
+  const k = kernelsFor(backend);
+  if (r === 2 || (r === 3 && p[0] === 0 && p[1] === 2 && p[2] === 1)) {
+    const out = backend.makeOutput(outShape, x.dtype);
+    const [batch, R, C] = r === 2 ? [1, shape[0], shape[1]] : shape;
+    const src = k.offset(x.dataId);
+    const dst = k.offset(out.dataId);
+    const parts = partsFor(k, size);
+    if (batch >= parts) {
+      k.run(splitRange(batch, parts).map(([s, e]): Job => ['transpose', [src + s * R * C * 4, dst + s * R * C * 4, e - s, R, C, R]]));
+    } else {
+      // One matrix (or few): split its rows; each part writes a column band of the output.
+      for (let i = 0; i < batch; i++) {
+        const o = i * R * C * 4;
+        k.run(splitRange(R, parts, 4).map(([s, e]): Job => ['transpose', [src + o + s * C * 4, dst + o + s * 4, 1, e - s, C, R]]));
+      }
+    }
+    return out;
+  }
+  if (p[r - 1] === r - 1 && r <= 4) {
+    // Last axis stays: copy contiguous rows; up to 3 outer loops in output order.
+    const strides = new Array<number>(r).fill(0);
+    let s = 4;
+    for (let i = r - 1; i >= 0; i--) {
+      strides[i] = s;
+      s *= shape[i];
+    }
+    const outer = p.slice(0, r - 1).map((ax) => ({ n: shape[ax], s: strides[ax] }));
+    while (outer.length < 3) outer.unshift({ n: 1, s: 0 });
+    const out = backend.makeOutput(outShape, x.dtype);
+    const src = k.offset(x.dataId);
+    const dst = k.offset(out.dataId);
+    const len = shape[r - 1] * 4;
+    const block = outer[1].n * outer[2].n * len;
+    k.run(splitRange(outer[0].n, partsFor(k, size)).map(([s, e]): Job => ['gather_rows', [
+      src + s * outer[0].s, dst + s * block, e - s, outer[0].s, outer[1].n, outer[1].s, outer[2].n, outer[2].s, len]]));
+    return out;
+  }
+  return stockCall('Transpose', args);
+}
+
+function leadingReduction(name: 'Sum' | 'Mean', args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x } = args.inputs;
+  if (x.dtype !== 'float32' || x.shape.length < 2) return stockCall(name, args);
+  const axes = tf.util.parseAxisParam(args.attrs?.axis as number | number[], x.shape).sort((u, v) => u - v);
+  const r = axes.length;
+  if (r === 0 || r >= x.shape.length || axes.some((a, i) => a !== i)) return stockCall(name, args);
+  const R = prod(x.shape.slice(0, r));
+  const C = prod(x.shape.slice(r));
+  if (R === 0 || C === 0) return stockCall(name, args);
+  const backend = args.backend as WasmBackendLike;
+  const outShape = args.attrs?.keepDims ? [...Array(r).fill(1), ...x.shape.slice(r)] : x.shape.slice(r);
+  const out = backend.makeOutput(outShape, 'float32');
+  const k = kernelsFor(backend);
+  const src = k.offset(x.dataId);
+  const dst = k.offset(out.dataId);
+  const scale = name === 'Mean' ? 1 / R : 1;
+  const parts = C >= 32 ? partsFor(k, R * C) : 1;
+  k.run(splitRange(C, parts, 16).map(([s, e]): Job => ['colsum', [src + s * 4, dst + s * 4, R, e - s, C, scale]]));
+  return out;
+}
+
+function exp(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x } = args.inputs;
+  if (x.dtype !== 'float32') return stockCall('Exp', args);
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput(x.shape, 'float32');
+  const n = prod(x.shape);
+  if (n > 0) elementwise(kernelsFor(backend), 'exp', [x], out, n);
+  return out;
+}
+
+/** op(inputs…, out, n) over float arrays of n elements, split across threads. */
+function elementwise(k: WasmKernels, op: 'exp' | 'gelu' | 'gelu_grad', inputs: TensorInfo[], out: TensorInfo, n: number): void {
+  const ptrs = [...inputs.map((t) => k.offset(t.dataId)), k.offset(out.dataId)];
+  k.run(splitRange(n, partsFor(k, n), 4).map(([s, e]): Job => [op, [...ptrs.map((p) => p + s * 4), e - s]]));
+}
+
+function checkFloat(name: string, ...ts: TensorInfo[]): void {
+  for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${name} takes float32 tensors, got ${t.dtype}`);
+}
+
+function gelu(args: KernelArgs): TensorInfo {
+  const { x } = args.inputs;
+  checkFloat(KERNEL_NAMES.gelu, x);
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput(x.shape, 'float32');
+  const n = prod(x.shape);
+  if (n > 0) elementwise(kernelsFor(backend), 'gelu', [x], out, n);
+  return out;
+}
+
+function geluGrad(args: KernelArgs): TensorInfo {
+  const { x, dy } = args.inputs;
+  checkFloat(KERNEL_NAMES.geluGrad, x, dy);
+  if (prod(x.shape) !== prod(dy.shape)) throw new Error(`${KERNEL_NAMES.geluGrad}: x [${x.shape}] and dy [${dy.shape}] differ in size`);
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput(x.shape, 'float32');
+  const n = prod(x.shape);
+  if (n > 0) elementwise(kernelsFor(backend), 'gelu_grad', [x, dy], out, n);
+  return out;
+}
+
+interface AttentionAttrs {
+  batch: number;
+  tokens: number;
+  heads: number;
+  scale: number;
+}
+
+function attentionDims(name: string, qkv: TensorInfo, attrs: AttentionAttrs): { B: number; N: number; H: number; d: number; D: number } {
+  const { batch: B, tokens: N, heads: H } = attrs;
+  if (qkv.shape.length !== 2 || qkv.shape[0] !== B * N || qkv.shape[1] % (3 * H) !== 0) {
+    throw new Error(`${name}: qkv must be [batch·tokens, 3·heads·d], got [${qkv.shape}] for batch ${B}, tokens ${N}, heads ${H}`);
+  }
+  const D = qkv.shape[1] / 3;
+  return { B, N, H, d: D / H, D };
+}
+
+function attention(args: KernelArgs): TensorInfo[] {
+  const { qkv } = args.inputs;
+  checkFloat(KERNEL_NAMES.attention, qkv);
+  const attrs = args.attrs as unknown as AttentionAttrs;
+  const { B, N, H, d, D } = attentionDims(KERNEL_NAMES.attention, qkv, attrs);
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput([B * N, D], 'float32');
+  const probs = backend.makeOutput([B * H, N, N], 'float32');
+  if (B * N * D > 0) {
+    const k = kernelsFor(backend);
+    const [pq, po, pp] = [k.offset(qkv.dataId), k.offset(out.dataId), k.offset(probs.dataId)];
+    const parts = 4 * B * N * N * D < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+    k.run(splitRange(B, parts).map(([s, e], i): Job => ['attn_fwd', [pq, po, pp, s, e, N, H, d, attrs.scale, k.scratch(attentionScratchBytes(N, d), i)]]));
+  }
+  return [out, probs];
+}
+
+function attentionGrad(args: KernelArgs): TensorInfo {
+  const { qkv, probs, dy } = args.inputs;
+  checkFloat(KERNEL_NAMES.attentionGrad, qkv, probs, dy);
+  const attrs = args.attrs as unknown as AttentionAttrs;
+  const { B, N, H, d, D } = attentionDims(KERNEL_NAMES.attentionGrad, qkv, attrs);
+  if (prod(dy.shape) !== B * N * D || prod(probs.shape) !== B * H * N * N) {
+    throw new Error(`${KERNEL_NAMES.attentionGrad}: dy [${dy.shape}] / probs [${probs.shape}] do not match qkv [${qkv.shape}]`);
+  }
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput([B * N, 3 * D], 'float32');
+  if (B * N * D > 0) {
+    const k = kernelsFor(backend);
+    const [pq, pp, pd, po] = [k.offset(qkv.dataId), k.offset(probs.dataId), k.offset(dy.dataId), k.offset(out.dataId)];
+    const parts = 8 * B * N * N * D < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+    k.run(splitRange(B, parts).map(([s, e], i): Job => ['attn_bwd', [pq, pp, pd, po, s, e, N, H, d, attrs.scale, k.scratch(attentionScratchBytes(N, d), i)]]));
+  }
+  return out;
+}
+
+function layerNorm(args: KernelArgs): TensorInfo[] {
+  const { x, gamma, beta } = args.inputs;
+  checkFloat(KERNEL_NAMES.layerNorm, x, gamma, beta);
+  const D = x.shape[x.shape.length - 1];
+  const M = prod(x.shape) / D;
+  if (D % 4 !== 0 || prod(gamma.shape) !== D || prod(beta.shape) !== D) {
+    throw new Error(`${KERNEL_NAMES.layerNorm}: rows of width ${D} need gamma/beta of ${D} values and a width that is a multiple of 4`);
+  }
+  const backend = args.backend as WasmBackendLike;
+  const y = backend.makeOutput(x.shape, 'float32');
+  const xhat = backend.makeOutput(x.shape, 'float32');
+  const rstd = backend.makeOutput([M, 1], 'float32');
+  if (M > 0) {
+    const k = kernelsFor(backend);
+    const p = [x, gamma, beta, y, xhat, rstd].map((t) => k.offset(t.dataId));
+    const eps = Number(args.attrs?.eps ?? 1e-6);
+    k.run(splitRange(M, partsFor(k, M * D)).map(([s, e]): Job => ['ln_fwd', [...p, s, e, D, eps]]));
+  }
+  return [y, xhat, rstd];
+}
+
+function layerNormGrad(args: KernelArgs): TensorInfo {
+  const { dy, xhat, rstd, gamma } = args.inputs;
+  checkFloat(KERNEL_NAMES.layerNormGrad, dy, xhat, rstd, gamma);
+  const D = xhat.shape[xhat.shape.length - 1];
+  const M = prod(xhat.shape) / D;
+  if (D % 4 !== 0 || prod(dy.shape) !== M * D || prod(rstd.shape) !== M || prod(gamma.shape) !== D) {
+    throw new Error(`${KERNEL_NAMES.layerNormGrad}: dy [${dy.shape}], xhat [${xhat.shape}], rstd [${rstd.shape}], gamma [${gamma.shape}] do not fit together`);
+  }
+  const backend = args.backend as WasmBackendLike;
+  const dx = backend.makeOutput(xhat.shape, 'float32');
+  if (M > 0) {
+    const k = kernelsFor(backend);
+    const p = [dy, xhat, rstd, gamma, dx].map((t) => k.offset(t.dataId));
+    k.run(splitRange(M, partsFor(k, M * D)).map(([s, e]): Job => ['ln_bwd', [...p, s, e, D]]));
+  }
+  return dx;
+}
+
+type OurKernel = (args: KernelArgs) => TensorInfo | TensorInfo[];
+const OVERRIDES: Record<string, OurKernel> = {
+  BatchMatMul: batchMatMul,
+  Transpose: transpose,
+  Sum: (a) => leadingReduction('Sum', a),
+  Mean: (a) => leadingReduction('Mean', a),
+  Exp: exp,
+};
+const NEW_KERNELS: Record<string, OurKernel> = {
+  [KERNEL_NAMES.gelu]: gelu,
+  [KERNEL_NAMES.geluGrad]: geluGrad,
+  [KERNEL_NAMES.attention]: attention,
+  [KERNEL_NAMES.attentionGrad]: attentionGrad,
+  [KERNEL_NAMES.layerNorm]: layerNorm,
+  [KERNEL_NAMES.layerNormGrad]: layerNormGrad,
+};
+
+let registered = false;
+
+/**
+ * Install the kernels on the `wasm` backend (idempotent). Call before or
+ * after `tf.setBackend('wasm')`. Throws if this tfjs-backend-wasm build does
+ * not expose its memory (checked when a backend instance is given).
+ */
+export function registerWasmKernels(opts: Partial<KernelOptions> = {}): void {
+  options = { ...DEFAULT_OPTIONS, ...opts };
+  setKernelThreads(options.threads);
+  if (registered) return;
+  for (const [name, fn] of Object.entries(OVERRIDES)) {
+    const orig = tf.getKernel(name, 'wasm');
+    if (!orig) continue; // nothing to override (kernel absent in this tfjs version)
+    stock.set(name, orig);
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'wasm',
+      setupFunc: orig.setupFunc,
+      disposeFunc: orig.disposeFunc,
+      kernelFunc: fn as unknown as tf.KernelFunc,
+    });
+  }
+  for (const [name, fn] of Object.entries(NEW_KERNELS)) {
+    if (!tf.getKernel(name, 'wasm')) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc });
+  }
+  registered = true;
+}
+
+/** Put the stock kernels back and remove ours (tests, A/B timing). */
+export function unregisterWasmKernels(): void {
+  if (!registered) return;
+  for (const [name, orig] of stock) {
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(orig);
+  }
+  stock.clear();
+  for (const name of Object.keys(NEW_KERNELS)) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+  registered = false;
+}
+
+export function wasmKernelsRegistered(): boolean {
+  return registered;
+}
+
+/** Current options (e.g. to report in benchmarks). */
+export function wasmKernelOptions(): Readonly<KernelOptions> {
+  return options;
+}

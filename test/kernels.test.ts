@@ -1,0 +1,445 @@
+/**
+ * Our wasm SIMD kernels (src/kernels) against naive JavaScript references
+ * computed in float64, on random shapes including odd sizes, every transpose
+ * variant, batch 1 and many, and the split-across-threads paths.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { setup } from './setup';
+import {
+  fusedAttention,
+  fusedAttentionGrad,
+  fusedGelu,
+  fusedGeluGrad,
+  fusedLayerNorm,
+  fusedLayerNormGrad,
+  gemmScratchBytes,
+  instantiateKernels,
+  registerWasmKernels,
+  setParallelThresholds,
+  simplifyPermutation,
+  splitRange,
+  wasmKernelsRegistered,
+} from '../src/kernels';
+import { Rng } from '../src/util/rng';
+
+before(async () => {
+  await setup();
+  if (tf.getBackend() !== 'wasm') throw new Error('kernel tests need the wasm backend');
+  registerWasmKernels();
+});
+after(() => setParallelThresholds());
+
+const rng = new Rng(1234);
+function randArray(n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
+  return a;
+}
+
+function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let err = 0;
+  let norm = 1e-30;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Math.abs(got[i] - want[i]));
+    norm = Math.max(norm, Math.abs(want[i]));
+  }
+  return err / norm;
+}
+
+/** C[i] = op(A[i])·op(B[i]) in float64; batch 1 operands broadcast. */
+function refBmm(a: Float32Array, b: Float32Array, bA: number, bB: number, M: number, N: number, K: number, tA: boolean, tB: boolean): Float64Array {
+  const batch = Math.max(bA, bB);
+  const c = new Float64Array(batch * M * N);
+  for (let i = 0; i < batch; i++) {
+    const ao = bA === 1 ? 0 : i * M * K;
+    const bo = bB === 1 ? 0 : i * K * N;
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += a[ao + (tA ? k * M + m : m * K + k)] * b[bo + (tB ? n * K + k : k * N + n)];
+        c[i * M * N + m * N + n] = s;
+      }
+  }
+  return c;
+}
+
+/** Double-precision erf: power series near 0, continued fraction for erfc further out. */
+function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    let term = ax;
+    let sum = ax;
+    for (let n = 1; n < 60; n++) {
+      term *= (-ax * ax) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))) evaluated backwards
+  let f = ax;
+  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
+}
+const Phi = (x: number): number => 0.5 * (1 + erf(x / Math.SQRT2));
+const phi = (x: number): number => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+
+describe('wasm kernels', () => {
+  it('are registered on the wasm backend', () => {
+    assert.ok(wasmKernelsRegistered());
+  });
+
+  it('splitRange covers [0, n) in aligned, ordered pieces', () => {
+    for (const [n, parts, align] of [[10, 3, 1], [50, 2, 4], [3, 4, 4], [1, 2, 1], [1000, 7, 16]]) {
+      const r = splitRange(n, parts, align);
+      assert.equal(r[0][0], 0);
+      assert.equal(r[r.length - 1][1], n);
+      for (let i = 0; i < r.length; i++) {
+        assert.ok(r[i][1] > r[i][0]);
+        if (i > 0) assert.equal(r[i][0], r[i - 1][1]);
+        if (i < r.length - 1) assert.equal(r[i][1] % align, 0);
+      }
+      assert.ok(r.length <= parts);
+    }
+  });
+
+  for (const split of [false, true]) {
+    it(`batched matMul: all transpose variants, odd sizes, batch 1 and many, broadcasting${split ? ' (split across threads)' : ''}`, () => {
+      setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
+      const shapes: Array<[number, number, number, number, number, number]> = [
+        // batchA, batchB, M, N, K  (+ unused)
+        [1, 1, 1, 1, 1, 0],
+        [3, 3, 5, 7, 9, 0],
+        [2, 2, 50, 50, 32, 0],
+        [7, 7, 10, 10, 32, 0],
+        [1, 1, 13, 17, 300, 0], // two K chunks
+        [1, 1, 33, 9, 513, 0], // three K chunks, ragged everything
+        [4, 1, 6, 11, 5, 0], // b broadcast
+        [1, 5, 3, 4, 6, 0], // a broadcast
+        [1, 1, 64, 40, 70, 0],
+      ];
+      for (const [bA, bB, M, N, K] of shapes) {
+        for (const tA of [false, true]) {
+          for (const tB of [false, true]) {
+            const a = randArray(bA * M * K);
+            const b = randArray(bB * K * N);
+            const want = refBmm(a, b, bA, bB, M, N, K, tA, tB);
+            const got = tf.tidy(() => {
+              const at = tf.tensor3d(a, tA ? [bA, K, M] : [bA, M, K]);
+              const bt = tf.tensor3d(b, tB ? [bB, N, K] : [bB, K, N]);
+              return tf.matMul(at, bt, tA, tB).dataSync();
+            });
+            const e = maxRelErr(got, want);
+            assert.ok(e < 2e-6, `[${bA},${bB}] M${M} N${N} K${K} tA=${tA} tB=${tB}: rel err ${e}`);
+          }
+        }
+      }
+      // 2-D with flags (the dense-layer weight gradient xᵀ·dy) and rank-4 batch dims.
+      const x = randArray(37 * 21);
+      const dy = randArray(37 * 19);
+      const got = tf.tidy(() => tf.matMul(tf.tensor2d(x, [37, 21]), tf.tensor2d(dy, [37, 19]), true, false).dataSync());
+      assert.ok(maxRelErr(got, refBmm(x, dy, 1, 1, 21, 19, 37, true, false)) < 2e-6);
+      const a4 = randArray(2 * 3 * 4 * 5);
+      const b4 = randArray(2 * 3 * 5 * 6);
+      const got4 = tf.tidy(() => {
+        const r = tf.matMul(tf.tensor4d(a4, [2, 3, 4, 5]), tf.tensor4d(b4, [2, 3, 5, 6]));
+        assert.deepEqual(r.shape, [2, 3, 4, 6]);
+        return r.dataSync();
+      });
+      assert.ok(maxRelErr(got4, refBmm(a4, b4, 6, 6, 4, 6, 5, false, false)) < 2e-6);
+      setParallelThresholds();
+    });
+  }
+
+  it('transpose: 2-D, batched, head split [0,2,1,3], int32, and fallbacks match an index-permuting reference', () => {
+    setParallelThresholds(0, 0);
+    const cases: Array<[number[], number[]]> = [
+      [[37, 53], [1, 0]],
+      [[4, 4], [1, 0]],
+      [[1, 9], [1, 0]],
+      [[6, 37, 53], [0, 2, 1]],
+      [[3, 5, 4, 7], [0, 2, 1, 3]],
+      [[2, 50, 4, 32], [0, 2, 1, 3]],
+      [[3, 1, 5, 2], [0, 2, 1, 3]], // unit axes dropped
+      [[2, 3, 4], [2, 0, 1]], // stock fallback
+      [[2, 3, 4, 5], [3, 2, 1, 0]], // stock fallback
+    ];
+    for (const [shape, perm] of cases) {
+      const n = shape.reduce((p, v) => p * v, 1);
+      const x = randArray(n);
+      const outShape = perm.map((p) => shape[p]);
+      const inStr = shape.map((_, i) => shape.slice(i + 1).reduce((p, v) => p * v, 1));
+      const want = new Float32Array(n);
+      const idx = new Array<number>(shape.length).fill(0);
+      for (let o = 0; o < n; o++) {
+        let rem = o;
+        for (let j = outShape.length - 1; j >= 0; j--) {
+          idx[j] = rem % outShape[j];
+          rem = Math.floor(rem / outShape[j]);
+        }
+        let src = 0;
+        for (let j = 0; j < perm.length; j++) src += idx[j] * inStr[perm[j]];
+        want[o] = x[src];
+      }
+      const got = tf.tidy(() => tf.transpose(tf.tensor(x, shape), perm).dataSync());
+      assert.deepEqual(Array.from(got), Array.from(want), `shape ${shape} perm ${perm}`);
+      const gotInt = tf.tidy(() => tf.transpose(tf.tensor(Int32Array.from(x, (v) => Math.round(v * 100) + 0), shape, 'int32'), perm).dataSync());
+      assert.deepEqual(Array.from(gotInt), Array.from(want, (v) => Math.round(v * 100) + 0), `int32 shape ${shape} perm ${perm}`);
+    }
+    setParallelThresholds();
+  });
+
+  it('simplifyPermutation merges axes that move together and drops unit axes', () => {
+    assert.deepEqual(simplifyPermutation([2, 3, 4, 5], [0, 2, 3, 1]), { shape: [2, 3, 20], perm: [0, 2, 1] });
+    assert.deepEqual(simplifyPermutation([2, 1, 4], [2, 1, 0]), { shape: [2, 4], perm: [1, 0] });
+    assert.deepEqual(simplifyPermutation([2, 3], [0, 1]), { shape: [6], perm: [0] });
+  });
+
+  it('sum and mean over leading axes (bias / LayerNorm gradients), keepDims, and other axes', () => {
+    for (const split of [false, true]) {
+      setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
+      for (const [shape, axis] of [[[7, 5], 0], [[130, 37], 0], [[3, 4, 33], [0, 1]], [[6, 40], [0]], [[5, 6, 7], 1], [[5, 6], -1]] as Array<[number[], number | number[]]>) {
+        const n = shape.reduce((p, v) => p * v, 1);
+        const x = randArray(n);
+        const axes = (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + shape.length : a));
+        // reference: sum over the listed axes
+        const outShape = shape.filter((_, i) => !axes.includes(i));
+        const outN = outShape.reduce((p, v) => p * v, 1);
+        const want = new Float64Array(outN);
+        const count = axes.reduce((p, a) => p * shape[a], 1);
+        for (let i = 0; i < n; i++) {
+          let rem = i;
+          const idx = new Array<number>(shape.length);
+          for (let j = shape.length - 1; j >= 0; j--) {
+            idx[j] = rem % shape[j];
+            rem = Math.floor(rem / shape[j]);
+          }
+          let o = 0;
+          for (let j = 0; j < shape.length; j++) if (!axes.includes(j)) o = o * shape[j] + idx[j];
+          want[o] += x[i];
+        }
+        for (const keepDims of [false, true]) {
+          const [s, m, sShape] = tf.tidy(() => {
+            const t = tf.tensor(x, shape);
+            const st = tf.sum(t, axis, keepDims);
+            return [st.dataSync(), tf.mean(t, axis, keepDims).dataSync(), st.shape];
+          });
+          assert.deepEqual(sShape, keepDims ? shape.map((v, i) => (axes.includes(i) ? 1 : v)) : outShape);
+          assert.ok(maxRelErr(s, want) < 1e-5, `sum ${shape} ${axis}`);
+          assert.ok(maxRelErr(m, want.map((v) => v / count)) < 1e-5, `mean ${shape} ${axis}`);
+        }
+      }
+    }
+    setParallelThresholds();
+  });
+
+  it('exp matches Math.exp to ~1e-6 relative over [-80, 80], odd lengths', () => {
+    for (const n of [1, 3, 4, 7, 1001]) {
+      const x = Float32Array.from({ length: n }, (_, i) => (n === 1 ? 0.5 : -80 + (160 * i) / (n - 1)));
+      const got = tf.tidy(() => tf.exp(tf.tensor1d(x)).dataSync());
+      for (let i = 0; i < n; i++) {
+        const want = Math.exp(x[i]);
+        assert.ok(Math.abs(got[i] - want) <= 2e-6 * want, `exp(${x[i]}) = ${got[i]}, want ${want}`);
+      }
+    }
+  });
+
+  it('GELU forward and derivative match double-precision x·Φ(x) and Φ(x) + x·φ(x)', () => {
+    const xs = [-12, -6, -3.3, -1, -0.5, -1e-3, 0, 1e-3, 0.3, 1, 2.5, 4, 9];
+    const x = Float32Array.from([...xs, ...randArray(1001, 2.5)]);
+    const dy = randArray(x.length);
+    const [y, dx] = tf.tidy(() => {
+      const xt = tf.tensor1d(x);
+      return [fusedGelu(xt).dataSync(), fusedGeluGrad(xt, tf.tensor1d(dy)).dataSync()];
+    });
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      const wantY = v * Phi(v);
+      const wantD = dy[i] * (Phi(v) + v * phi(v));
+      assert.ok(Math.abs(y[i] - wantY) <= 1e-6 * Math.max(1, Math.abs(v)), `gelu(${v}) = ${y[i]}, want ${wantY}`);
+      assert.ok(Math.abs(dx[i] - wantD) <= 2e-6 * Math.max(1, Math.abs(dy[i]) * Math.max(1, Math.abs(v))), `gelu'(${v})·${dy[i]} = ${dx[i]}, want ${wantD}`);
+    }
+    // Hand values: Φ(1) = 0.8413447461, Φ'(x)x + Φ at 0 = 0.5
+    const h = tf.tidy(() => fusedGelu(tf.tensor1d([1, -1])).dataSync());
+    assert.ok(Math.abs(h[0] - 0.8413447) < 1e-6 && Math.abs(h[1] + 0.1586553) < 1e-6);
+  });
+
+  for (const split of [false, true]) {
+    it(`fused attention matches per-head softmax(q·kᵀ·s)·v and its gradient, odd token counts${split ? ' (split across threads)' : ''}`, () => {
+      setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
+      for (const [B, N, H, d] of [[1, 1, 1, 4], [2, 5, 2, 4], [3, 10, 4, 8], [2, 50, 4, 32], [1, 7, 3, 5]]) {
+        const D = H * d;
+        const qkv = randArray(B * N * 3 * D);
+        const dout = randArray(B * N * D);
+        const scale = 1 / Math.sqrt(d);
+        // float64 reference, forward and backward
+        const out = new Float64Array(B * N * D);
+        const probs = new Float64Array(B * H * N * N);
+        const dqkv = new Float64Array(B * N * 3 * D);
+        const at = (b: number, t: number, part: number, h: number, j: number): number => qkv[(b * N + t) * 3 * D + part * D + h * d + j];
+        for (let b = 0; b < B; b++)
+          for (let h = 0; h < H; h++) {
+            const P = new Float64Array(N * N);
+            for (let i = 0; i < N; i++) {
+              let mx = -Infinity;
+              const s = new Float64Array(N);
+              for (let j = 0; j < N; j++) {
+                let acc = 0;
+                for (let c = 0; c < d; c++) acc += at(b, i, 0, h, c) * at(b, j, 1, h, c);
+                s[j] = acc * scale;
+                mx = Math.max(mx, s[j]);
+              }
+              let z = 0;
+              for (let j = 0; j < N; j++) z += Math.exp(s[j] - mx);
+              for (let j = 0; j < N; j++) P[i * N + j] = Math.exp(s[j] - mx) / z;
+            }
+            probs.set(P, (b * H + h) * N * N);
+            for (let i = 0; i < N; i++)
+              for (let c = 0; c < d; c++) {
+                let acc = 0;
+                for (let j = 0; j < N; j++) acc += P[i * N + j] * at(b, j, 2, h, c);
+                out[(b * N + i) * D + h * d + c] = acc;
+              }
+            const dO = (i: number, c: number): number => dout[(b * N + i) * D + h * d + c];
+            for (let i = 0; i < N; i++) {
+              const dP = new Float64Array(N);
+              let rs = 0;
+              for (let j = 0; j < N; j++) {
+                for (let c = 0; c < d; c++) dP[j] += dO(i, c) * at(b, j, 2, h, c);
+                rs += dP[j] * P[i * N + j];
+              }
+              for (let j = 0; j < N; j++) {
+                const dS = P[i * N + j] * (dP[j] - rs) * scale;
+                for (let c = 0; c < d; c++) {
+                  dqkv[(b * N + i) * 3 * D + h * d + c] += dS * at(b, j, 1, h, c); // dQ
+                  dqkv[(b * N + j) * 3 * D + D + h * d + c] += dS * at(b, i, 0, h, c); // dK
+                  dqkv[(b * N + j) * 3 * D + 2 * D + h * d + c] += P[i * N + j] * dO(i, c); // dV
+                }
+              }
+            }
+          }
+        const [o, p, g] = tf.tidy(() => {
+          const q = tf.tensor2d(qkv, [B * N, 3 * D]);
+          const r = fusedAttention(q, B, N, H, scale);
+          assert.deepEqual(r.out.shape, [B * N, D]);
+          assert.deepEqual(r.probs.shape, [B * H, N, N]);
+          return [r.out.dataSync(), r.probs.dataSync(), fusedAttentionGrad(q, r.probs, tf.tensor2d(dout, [B * N, D]), B, N, H, scale).dataSync()];
+        });
+        const tag = `B${B} N${N} H${H} d${d}`;
+        assert.ok(maxRelErr(o, out) < 2e-6, `out ${tag}: ${maxRelErr(o, out)}`);
+        assert.ok(maxRelErr(p, probs) < 2e-6, `probs ${tag}`);
+        assert.ok(maxRelErr(g, dqkv) < 5e-6, `dqkv ${tag}: ${maxRelErr(g, dqkv)}`);
+      }
+      setParallelThresholds();
+    });
+  }
+
+  it('LayerNorm forward and input gradient match a float64 reference (rows split across threads too)', () => {
+    for (const split of [false, true]) {
+      setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
+      for (const [M, D] of [[1, 4], [7, 12], [33, 128]]) {
+        const x = randArray(M * D, 3).map((v, i) => v + (i % 5));
+        const g = randArray(D);
+        const b = randArray(D);
+        const dy = randArray(M * D);
+        const eps = 1e-6;
+        const wantY = new Float64Array(M * D);
+        const wantDx = new Float64Array(M * D);
+        for (let r = 0; r < M; r++) {
+          let mean = 0;
+          for (let j = 0; j < D; j++) mean += x[r * D + j] / D;
+          let v = 0;
+          for (let j = 0; j < D; j++) v += (x[r * D + j] - mean) ** 2 / D;
+          const rs = 1 / Math.sqrt(v + eps);
+          let m1 = 0;
+          let m2 = 0;
+          for (let j = 0; j < D; j++) {
+            const xh = (x[r * D + j] - mean) * rs;
+            wantY[r * D + j] = xh * g[j] + b[j];
+            m1 += (dy[r * D + j] * g[j]) / D;
+            m2 += (dy[r * D + j] * g[j] * xh) / D;
+          }
+          for (let j = 0; j < D; j++) {
+            const xh = (x[r * D + j] - mean) * rs;
+            wantDx[r * D + j] = rs * (dy[r * D + j] * g[j] - m1 - xh * m2);
+          }
+        }
+        const [y, dx] = tf.tidy(() => {
+          const r = fusedLayerNorm(tf.tensor2d(x, [M, D]), tf.tensor1d(g), tf.tensor1d(b), eps);
+          return [r.y.dataSync(), fusedLayerNormGrad(tf.tensor2d(dy, [M, D]), r.xhat, r.rstd, tf.tensor1d(g)).dataSync()];
+        });
+        assert.ok(maxRelErr(y, wantY) < 2e-6, `y M${M} D${D}: ${maxRelErr(y, wantY)}`);
+        assert.ok(maxRelErr(dx, wantDx) < 2e-5, `dx M${M} D${D}: ${maxRelErr(dx, wantDx)}`);
+      }
+    }
+    setParallelThresholds();
+  });
+
+  it('the non-shared module variant computes the same GEMM on a fresh memory', () => {
+    const memory = new WebAssembly.Memory({ initial: 64 });
+    const k = instantiateKernels(memory);
+    const M = 9, N = 13, K = 300;
+    const a = randArray(M * K);
+    const b = randArray(K * N);
+    const f = new Float32Array(memory.buffer);
+    const pa = 1024, pb = pa + a.length * 4, pc = pb + b.length * 4, ws = pc + M * N * 4 + 64;
+    assert.ok(ws + gemmScratchBytes(N) < memory.buffer.byteLength);
+    f.set(a, pa / 4);
+    f.set(b, pb / 4);
+    k.gemm(pa, K * 4, 4, pb, N * 4, 4, pc, N * 4, M, N, K, 2, 0, ws);
+    const got = f.slice(pc / 4, pc / 4 + M * N);
+    const want = refBmm(a, b, 1, 1, M, N, K, false, false).map((v) => 2 * v);
+    assert.ok(maxRelErr(got, want) < 2e-6);
+  });
+
+  it('leaves no tensors or backend buffers behind', () => {
+    const x = tf.randomNormal([8, 12, 6]);
+    const q = tf.reshape(x, [24, 24]) as tf.Tensor2D;
+    const dataIds = (): number => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    const run = (): void => {
+      tf.tidy(() => {
+        tf.matMul(x as tf.Tensor3D, x as tf.Tensor3D, true, false);
+        tf.matMul(tf.reshape(x, [96, 6]) as tf.Tensor2D, tf.reshape(x, [96, 6]) as tf.Tensor2D, true, false);
+        tf.transpose(x, [0, 2, 1]);
+        tf.transpose(tf.reshape(x, [2, 4, 12, 6]), [0, 2, 1, 3]);
+        tf.sum(x, [0, 1]);
+        tf.mean(x, 0);
+        tf.exp(x);
+        fusedGelu(x);
+        fusedGeluGrad(x, x);
+        const r = fusedAttention(q, 2, 12, 2, 0.5);
+        fusedAttentionGrad(q, r.probs, r.out, 2, 12, 2, 0.5);
+        const ln = fusedLayerNorm(q, tf.ones([24]), tf.zeros([24]), 1e-6);
+        fusedLayerNormGrad(q, ln.xhat, ln.rstd, tf.ones([24]));
+      });
+    };
+    run();
+    const n0 = tf.memory().numTensors;
+    const d0 = dataIds();
+    for (let i = 0; i < 3; i++) run();
+    assert.equal(tf.memory().numTensors, n0);
+    assert.equal(dataIds(), d0);
+    tf.dispose([x, q]);
+  });
+
+  it('the committed wasm binary is assembled from the committed kernels.wat', (t) => {
+    const script = [resolve(__dirname, '../src/kernels/assemble.js'), resolve(__dirname, '../../src/kernels/assemble.js')].find(existsSync);
+    let hasWabt = true;
+    try {
+      require.resolve('wabt');
+    } catch {
+      hasWabt = false;
+    }
+    if (!script || !hasWabt) {
+      t.skip('wabt (a dev dependency) or the assembler script is not available');
+      return;
+    }
+    execFileSync(process.execPath, [script, '--check'], { stdio: 'pipe' });
+  });
+});
