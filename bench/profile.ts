@@ -1,6 +1,9 @@
 /**
- * Per-kernel profile of one iBOT training step of the `bench` config
- * (development aid: `npx tsx bench/profile.ts [--stock]`).
+ * Per-kernel profile of one iBOT training step of the `bench` config, with
+ * random crops (development aid, not part of `npm run bench`):
+ *   npx tsx bench/profile.ts [--stock] [--t1]
+ * --stock keeps tfjs's own kernels, --t1 runs single-threaded. tf.profile
+ * times each kernel synchronously, so the totals exceed a normal step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { IBOTModel, Crops } from '../src/train/ibot';

@@ -22,6 +22,12 @@
  *   Backward = 2 × student forward (dX and dW for every product).
  *   Step = teacher + 3 × student forward. Elementwise ops, softmaxes, the loss and
  *   AdamW are not counted (they are memory-bound and small in FLOPs).
+ *   For `bench`: 82.9 GFLOP per step (teacher 17.5, student forward 21.8).
+ *
+ * The 2-D matMul peak is the best of `measureMatMulPeak` (src/backend) at 512²
+ * and 1024², before and after the timed steps. On a machine shared with other
+ * processes every figure drops; `bestImagesPerSec` (fastest step) is then the
+ * closer estimate of an idle machine, and the load average is printed.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
@@ -216,25 +222,29 @@ async function main(): Promise<void> {
         crops: { ...cfg.crops, globalSize: v.img, localSize: local },
       };
       const { timings } = runSteps(c, v.batch, ds, 1, 3);
-      const ms = median(timings.map((t) => t.total - t.augment));
+      // Fastest of the timed steps: a short table on a shared machine is otherwise mostly noise.
+      const ms = Math.min(...timings.map((t) => t.total - t.augment));
       const f = stepFlops(c, v.batch).total;
       rows.push({ batch: v.batch, depth: v.depth, imgSize: v.img, imagesPerSec: (v.batch / ms) * 1000, gflops: f / ms / 1e6 });
     }
     if (args.json) console.log(JSON.stringify({ backend: describeBackend(info), kernels: wasmKernelsRegistered(), kernelThreads, rows }));
     else {
       console.log(`iBOT step scaling — ${describeBackend(info)}, our kernels: ${wasmKernelsRegistered() ? `on (${kernelThreads} threads)` : 'off'}`);
-      console.log('batch  depth  image  images/s  GFLOP/s   (model step only, augmentation excluded)');
+      console.log('batch  depth  image  images/s  GFLOP/s   (model step only, augmentation excluded; fastest of 3 steps)');
       for (const r of rows) console.log(`${String(r.batch).padStart(5)}  ${String(r.depth).padStart(5)}  ${String(r.imgSize).padStart(5)}  ${r.imagesPerSec.toFixed(1).padStart(8)}  ${r.gflops.toFixed(1).padStart(7)}`);
     }
     return;
   }
 
+  // Peak of the plain 2-D product, before and after the steps (other processes come and go): the best of the three.
+  const peaks = [await measureMatMulPeak(512, 10), await measureMatMulPeak(1024, 5)];
   const { timings, maxTensors, tensorDrift, losses } = runSteps(cfg, B, ds, 2, args.steps);
   const flops = stepFlops(cfg, B);
   const med = (k: keyof StepTiming): number => median(timings.map((t) => t[k]));
   const modelMs = median(timings.map((t) => t.total - t.augment));
   const featuresPerSec = featureThroughput(cfg, B, ds);
-  const peak = await measureMatMulPeak(512, 10);
+  peaks.push(await measureMatMulPeak(1024, 5));
+  const peak = Math.max(...peaks);
   const rssMB = process.resourceUsage().maxRSS / 1024;
   const result = {
     config: 'bench',
@@ -245,6 +255,8 @@ async function main(): Promise<void> {
     steps: timings.length,
     imagesPerSec: (B / med('total')) * 1000,
     imagesPerSecModelOnly: (B / modelMs) * 1000,
+    /** From the fastest timed step: the best estimate of an unloaded machine when other processes share the cores. */
+    bestImagesPerSec: (B / Math.min(...timings.map((t) => t.total))) * 1000,
     ms: { augment: med('augment'), teacher: med('teacher'), studentFwdBwd: med('student'), optimizer: med('optimizer'), total: med('total') },
     gflopPerStep: flops.total / 1e9,
     achievedGflops: flops.total / modelMs / 1e6,
@@ -266,7 +278,7 @@ async function main(): Promise<void> {
   const f1 = (x: number): string => x.toFixed(1);
   console.log(`iBOT training step, bench config (batch ${B}, 2×28² global + 4×12² local crops) — ${result.backend}`);
   console.log(`  our wasm kernels: ${result.kernels ? `on (${kernelThreads} thread${kernelThreads === 1 ? '' : 's'})` : 'off (stock tfjs kernels)'}`);
-  console.log(`  images/s (full step, median of ${result.steps}): ${f1(result.imagesPerSec)}   (model only: ${f1(result.imagesPerSecModelOnly)})`);
+  console.log(`  images/s (full step, median of ${result.steps}): ${f1(result.imagesPerSec)}   (model only: ${f1(result.imagesPerSecModelOnly)}; fastest step: ${f1(result.bestImagesPerSec)})`);
   console.log(`  ms/step: augment ${f1(result.ms.augment)} | teacher ${f1(result.ms.teacher)} | student fwd+bwd ${f1(result.ms.studentFwdBwd)} | optimizer+EMA ${f1(result.ms.optimizer)} | total ${f1(result.ms.total)}`);
   console.log(`  ${result.gflopPerStep.toFixed(1)} GFLOP/step → ${f1(result.achievedGflops)} GFLOP/s achieved (model only) = ${(100 * result.peakFraction).toFixed(0)}% of the 2-D matMul peak ${f1(peak)} GFLOP/s`);
   console.log(`  feature extraction (teacher backbone, forward only): ${f1(featuresPerSec)} images/s`);

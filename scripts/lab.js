@@ -23,6 +23,8 @@ const args =
   fe.module === 'jupyterlab'
     ? ['-m', 'jupyterlab', `--ServerApp.root_dir=${dir}`]
     : ['-m', 'notebook', `--notebook-dir=${dir}`];
+// Containers often run as root, which Jupyter refuses without this flag.
+if (typeof process.getuid === 'function' && process.getuid() === 0) args.push('--allow-root');
 console.log(`tslab kernel: ${kernel}\nstarting ${fe.module} (${fe.python}) in ${dir}`);
 const child = spawn(fe.python, [...args, ...process.argv.slice(2)], { cwd: dir, env: jupyterEnv(), stdio: 'inherit' });
 // Ctrl-C reaches Jupyter directly (same process group); Jupyter decides whether to stop. Forward SIGTERM.

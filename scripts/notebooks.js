@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // @ts-check
 /**
- * Execute every notebook headlessly with real Jupyter (nbconvert + the tslab
+ * Execute every notebook headlessly with real Jupyter (nbclient + the tslab
  * kernel), export each to HTML, open it in headless Chromium and check that
  * every figure rendered; keep screenshots. Fails (exit 1) on any cell error
  * or missing figure.
@@ -14,7 +14,7 @@
  *   .cache/notebooks/executed/NAME.ipynb   executed notebooks
  *   .cache/notebooks/html/NAME.html        HTML exports
  *   .cache/notebooks/screenshots/NAME.png  full-page screenshots
- *   .cache/notebooks/logs/NAME.log         nbconvert's output
+ *   .cache/notebooks/logs/NAME.log         the executor's output
  *   .cache/notebooks/summary.json
  * Needs `npm run build` first (notebooks import the built library).
  */
@@ -45,12 +45,48 @@ function declaredFigures(nbFile) {
   return typeof m === 'number' ? m : 0;
 }
 
-/** Error outputs left in an executed notebook (nbconvert stops at the first, but be explicit). */
-function errorOutputs(nbFile) {
+/**
+ * Executes a notebook with nbclient, cell by cell, and always writes it out — also when a cell
+ * fails, so the kernel's message is kept (tslab sends it as stderr text; its error reply is empty).
+ * Prints {"failed": index | null} on stdout. Args: source, destination, timeout (s), kernel name.
+ */
+const EXECUTE_PY = `
+import json, os, sys, nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+src, dst, timeout, kernel = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+nb = nbformat.read(src, as_version=4)
+client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, resources={"metadata": {"path": os.path.dirname(os.path.abspath(src))}})
+failed = None
+try:
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells):
+            try:
+                client.execute_cell(cell, i)
+            except CellExecutionError:
+                failed = i
+                break
+finally:
+    nbformat.write(nb, dst)
+print(json.dumps({"failed": failed}))
+sys.exit(1 if failed is not None else 0)
+`;
+
+/** What a failed cell printed: its first lines of source and the kernel's stderr. */
+function failedCellReport(nbFile, index) {
   const nb = JSON.parse(fs.readFileSync(nbFile, 'utf8'));
-  const errs = [];
-  for (const c of nb.cells) for (const o of c.outputs ?? []) if (o.output_type === 'error') errs.push(`${o.ename}: ${o.evalue}`);
-  return errs;
+  const c = nb.cells[index];
+  const text = (v) => (Array.isArray(v) ? v.join('') : String(v ?? ''));
+  const stderr = (c.outputs ?? [])
+    .filter((o) => (o.output_type === 'stream' && o.name === 'stderr') || o.output_type === 'error')
+    .map((o) => (o.output_type === 'error' ? `${o.ename}: ${o.evalue}` : text(o.text)))
+    .join('')
+    .trim()
+    .split('\n')
+    .filter((l) => !/^\s+at .*(node:vm|tslab\/dist)/.test(l))
+    .slice(0, 15)
+    .join('\n');
+  return `cell ${index}:\n${text(c.source).split('\n').slice(0, 4).join('\n')}\n---\n${stderr || '(no message from the kernel)'}`;
 }
 
 function main() {
@@ -91,7 +127,7 @@ function main() {
   });
   const cellTimeout = args.full ? 3600 : 600;
   const results = [];
-  let failed = 0;
+  let failedCount = 0;
   const t0 = Date.now();
   for (const f of files) {
     const name = f.replace(/\.ipynb$/, '');
@@ -100,35 +136,34 @@ function main() {
     results.push(res);
     const t = Date.now();
     process.stdout.write(`▶ ${name} … `);
-    const exec = spawnSync(
-      python,
-      [
-        '-m',
-        'nbconvert',
-        '--execute',
-        '--to',
-        'notebook',
-        `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`,
-        `--ExecutePreprocessor.timeout=${cellTimeout}`,
-        '--output-dir',
-        dirs.executed,
-        src,
-      ],
-      { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
-    );
+    const executed = path.join(dirs.executed, f);
+    const exec = spawnSync(python, ['-c', EXECUTE_PY, src, executed, String(cellTimeout), KERNEL_NAME], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+    });
     res.seconds = (Date.now() - t) / 1000;
     fs.writeFileSync(path.join(dirs.logs, `${name}.log`), `${exec.stdout}\n${exec.stderr}`);
-    const executed = path.join(dirs.executed, f);
-    if (exec.status !== 0 || !fs.existsSync(executed)) {
-      res.problems.push(`execution failed (exit ${exec.status}); see .cache/notebooks/logs/${name}.log`);
-      // nbconvert prints the failing cell and the kernel's error; show its end.
-      process.stdout.write(`FAILED after ${res.seconds.toFixed(0)} s\n${String(exec.stderr).split('\n').slice(-40).join('\n')}\n`);
-      failed++;
-      continue;
+    let failed = null;
+    try {
+      failed = JSON.parse(String(exec.stdout).trim().split('\n').pop() || '{}').failed ?? null;
+    } catch {
+      failed = null;
     }
-    res.problems.push(...errorOutputs(executed).map((e) => `error output: ${e}`));
+    if (exec.status !== 0 || !fs.existsSync(executed)) {
+      const detail = failed !== null && fs.existsSync(executed) ? failedCellReport(executed, failed) : String(exec.stderr).split('\n').slice(-30).join('\n');
+      res.problems.push(`execution failed; see .cache/notebooks/logs/${name}.log\n${detail}`);
+      process.stdout.write(`FAILED after ${res.seconds.toFixed(0)} s\n${detail}\n`);
+      failed = failed ?? -1;
+    }
+    if (failed !== null) {
+      failedCount++;
+      if (!fs.existsSync(executed)) continue;
+    }
     const html = spawnSync(python, ['-m', 'nbconvert', '--to', 'html', '--output-dir', dirs.html, executed], { cwd: ROOT, env, encoding: 'utf8' });
     const htmlFile = path.join(dirs.html, `${name}.html`);
+    if (failed !== null) continue;
     if (html.status !== 0 || !fs.existsSync(htmlFile)) {
       res.problems.push(`HTML export failed: ${String(html.stderr).slice(-1000)}`);
     } else if (chrome) {
@@ -142,7 +177,7 @@ function main() {
       }
     }
     res.ok = res.problems.length === 0;
-    if (!res.ok) failed++;
+    if (!res.ok) failedCount++;
     process.stdout.write(
       `${res.ok ? 'ok' : 'FAILED'} in ${res.seconds.toFixed(0)} s` +
         (chrome ? `, ${res.rendered}/${res.figures} figures rendered` : '') +
@@ -152,8 +187,8 @@ function main() {
   }
   const total = (Date.now() - t0) / 1000;
   fs.writeFileSync(path.join(OUT, 'summary.json'), JSON.stringify({ quick: !args.full, totalSeconds: total, results }, null, 1));
-  console.log(`${files.length - failed}/${files.length} notebooks passed in ${total.toFixed(0)} s; outputs in ${path.relative(ROOT, OUT)}/`);
-  return failed ? 1 : 0;
+  console.log(`${files.length - failedCount}/${files.length} notebooks passed in ${total.toFixed(0)} s; outputs in ${path.relative(ROOT, OUT)}/`);
+  return failedCount ? 1 : 0;
 }
 
 process.exitCode = main();

@@ -28,3 +28,4 @@ export * from './data';
 export * from './eval';
 export * from './reference/compare';
 export * from './reference/fixtures';
+export * as viz from './viz';

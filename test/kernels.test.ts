@@ -239,6 +239,17 @@ describe('wasm kernels', () => {
     setParallelThresholds();
   });
 
+  it('exp: special values (underflow to 0, overflow to inf, NaN kept)', () => {
+    const got = tf.tidy(() => tf.exp(tf.tensor1d([-Infinity, -100, 0, 100, Infinity, NaN, 1])).dataSync());
+    assert.equal(got[0], 0);
+    assert.equal(got[1], 0);
+    assert.equal(got[2], 1);
+    assert.equal(got[3], Infinity);
+    assert.equal(got[4], Infinity);
+    assert.ok(Number.isNaN(got[5]));
+    assert.ok(Math.abs(got[6] - Math.E) < 1e-6);
+  });
+
   it('exp matches Math.exp to ~1e-6 relative over [-80, 80], odd lengths', () => {
     for (const n of [1, 3, 4, 7, 1001]) {
       const x = Float32Array.from({ length: n }, (_, i) => (n === 1 ? 0.5 : -80 + (160 * i) / (n - 1)));
@@ -379,6 +390,18 @@ describe('wasm kernels', () => {
       }
     }
     setParallelThresholds();
+  });
+
+  it('identity (tf.clone, and the clones custom gradients save) shares the buffer and keeps values after the source is gone', () => {
+    const dataIds = (): number => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    const d0 = dataIds();
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.clone(x);
+    assert.equal(dataIds(), d0 + 1);
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3]);
+    y.dispose();
+    assert.equal(dataIds(), d0);
   });
 
   it('the non-shared module variant computes the same GEMM on a fresh memory', () => {

@@ -86,6 +86,15 @@ describe('pretraining loop', () => {
     t.dispose();
   });
 
+  it('runs sized in steps that end mid-epoch (as --minutes does) keep valid temperatures to the end', async () => {
+    const t = new Pretrainer(tinyConfig(), data(), { totalSteps: 5 });
+    const temps: number[] = [];
+    for await (const ev of t.run()) if (ev.type === 'step') temps.push(ev.stats.teacherTemp, ev.stats.loss);
+    assert.equal(t.step, 5);
+    assert.ok(temps.every(Number.isFinite), `${temps}`);
+    t.dispose();
+  });
+
   it('a NaN loss stops the run with a clear error and keeps the last good checkpoint', async () => {
     const dir = tmp('nan');
     const t = new Pretrainer(tinyConfig(), data(), { outDir: dir, checkpointEvery: 2 });

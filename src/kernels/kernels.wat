@@ -492,34 +492,6 @@
   ;; Elementwise math
   ;; ---------------------------------------------------------------------
 
-  ;; exp on 4 lanes: 2^n * p(r) with x = n*ln2 + r, |r| <= ln2/2, and a degree-6
-  ;; polynomial (Cephes expf coefficients, ~1 ulp). Inputs clamped to [-87, 88].
-  ;; n is rounded with the 1.5*2^23 trick (its integer lands in the low mantissa
-  ;; bits), and pmin/pmax map to single instructions (min/max have NaN rules that
-  ;; cost several): this is the hot path of GELU and softmax.
-  (func $vexp (param $x v128) (result v128)
-    (local $n v128) (local $r v128) (local $p v128) (local $t v128)
-    (local.set $x (f32x4.pmax (v128.const f32x4 -87 -87 -87 -87)
-                              (f32x4.pmin (v128.const f32x4 88 88 88 88) (local.get $x))))
-    (local.set $t (f32x4.add (f32x4.mul (local.get $x) (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))
-                             (v128.const f32x4 12582912 12582912 12582912 12582912)))
-    (local.set $n (f32x4.sub (local.get $t) (v128.const f32x4 12582912 12582912 12582912 12582912)))
-    (local.set $r (f32x4.sub (local.get $x) (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
-    (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $n) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
-    (local.set $p (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $r))
-                             (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
-    (local.set $p (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $p) (local.get $r)) (local.get $r)) (local.get $r))
-                             (v128.const f32x4 1 1 1 1)))
-    ;; 2^n: the integer n sits in t's low mantissa bits; (bits(t) - bits(1.5*2^23) + 127) << 23
-    (f32x4.mul (local.get $p)
-      (i32x4.shl (i32x4.add (i32x4.sub (local.get $t) (v128.const f32x4 12582912 12582912 12582912 12582912))
-                            (v128.const i32x4 127 127 127 127))
-                 (i32.const 23))))
-
   ;; Load 4 floats at p, or only the first `rem` (1..3) of them, the rest 0.
   (func $loadPartial (param $p i32) (param $rem i32) (result v128)
     (local $v v128)
@@ -533,11 +505,15 @@
     (if (i32.gt_s (local.get $rem) (i32.const 1)) (then (f32.store offset=4 (local.get $p) (f32x4.extract_lane 1 (local.get $v)))))
     (if (i32.gt_s (local.get $rem) (i32.const 2)) (then (f32.store offset=8 (local.get $p) (f32x4.extract_lane 2 (local.get $v))))))
 
-  ;; dst[i] = exp(src[i]) for n floats (the tail through a zero-padded vector).
+  ;; dst[i] = exp(src[i]) for n floats (the tail through a zero-padded vector):
+  ;; 2^n * p(r) with x = n*ln2 + r, |r| <= ln2/2, a degree-6 polynomial (Cephes
+  ;; expf coefficients, ~1 ulp); n is rounded with the 1.5*2^23 trick (its integer
+  ;; lands in the low mantissa bits). pmin/pmax (one instruction each) take x
+  ;; first so NaN passes through; x >= 88.7228 gives inf, x < -87 gives 0.
   (func (export "exp") (param $src i32) (param $dst i32) (param $n i32)
-    (local $x v128) (local $z v128) (local $t v128) (local $z2 v128) (local $q v128) (local $a v128) (local $g v128) (local $h v128) (local $cdf v128) (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $dyv v128) (local $rem i32) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $e9 v128) (local $e8 v128) (local $e7 v128) (local $e6 v128) (local $e5 v128) (local $e4 v128) (local $e3 v128) (local $e2 v128) (local $e1 v128) (local $e0 v128) (local $c_half v128) (local $c_rs2 v128) (local $c_zero v128) (local $c_ipi v128) (local $c_127 v128)
+    (local $x v128) (local $h v128) (local $uf v128) (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $c_127 v128)
     (local.set $c_lo (v128.const f32x4 -87 -87 -87 -87))
-    (local.set $c_hi (v128.const f32x4 88 88 88 88))
+    (local.set $c_hi (v128.const f32x4 88.7228 88.7228 88.7228 88.7228))
     (local.set $c_l2e (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))
     (local.set $c_mag (v128.const f32x4 12582912 12582912 12582912 12582912))
     (local.set $c_ln2h (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))
@@ -549,30 +525,16 @@
     (local.set $c_p4 (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1))
     (local.set $c_p5 (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1))
     (local.set $c_one (v128.const f32x4 1 1 1 1))
-    (local.set $e9 (v128.const f32x4 0.17087277 0.17087277 0.17087277 0.17087277))
-    (local.set $e8 (v128.const f32x4 -0.82215223 -0.82215223 -0.82215223 -0.82215223))
-    (local.set $e7 (v128.const f32x4 1.48851587 1.48851587 1.48851587 1.48851587))
-    (local.set $e6 (v128.const f32x4 -1.13520398 -1.13520398 -1.13520398 -1.13520398))
-    (local.set $e5 (v128.const f32x4 0.27886807 0.27886807 0.27886807 0.27886807))
-    (local.set $e4 (v128.const f32x4 -0.18628806 -0.18628806 -0.18628806 -0.18628806))
-    (local.set $e3 (v128.const f32x4 0.09678418 0.09678418 0.09678418 0.09678418))
-    (local.set $e2 (v128.const f32x4 0.37409196 0.37409196 0.37409196 0.37409196))
-    (local.set $e1 (v128.const f32x4 1.00002368 1.00002368 1.00002368 1.00002368))
-    (local.set $e0 (v128.const f32x4 -1.26551223 -1.26551223 -1.26551223 -1.26551223))
-    (local.set $c_half (v128.const f32x4 0.5 0.5 0.5 0.5))
-    (local.set $c_rs2 (v128.const f32x4 0.70710678118654752 0.70710678118654752 0.70710678118654752 0.70710678118654752))
-    (local.set $c_zero (v128.const f32x4 0 0 0 0))
-    (local.set $c_ipi (v128.const f32x4 0.398942280401432678 0.398942280401432678 0.398942280401432678 0.398942280401432678))
     (local.set $c_127 (v128.const i32x4 127 127 127 127))
     (block $done
       (loop $v
         (br_if $done (i32.le_s (local.get $n) (i32.const 0)))
-        (local.set $rem (local.get $n))
         (if (i32.ge_s (local.get $n) (i32.const 4))
           (then (local.set $x (v128.load (local.get $src))))
           (else (local.set $x (call $loadPartial (local.get $src) (local.get $n)))))
-
-        (local.set $x (f32x4.pmax (local.get $c_lo) (f32x4.pmin (local.get $c_hi) (local.get $x))))
+        ;; below the clamp the true value underflows to 0 (NaN stays NaN: comparisons with it are false)
+        (local.set $uf (f32x4.lt (local.get $x) (local.get $c_lo)))
+        (local.set $x (f32x4.pmax (f32x4.pmin (local.get $x) (local.get $c_hi)) (local.get $c_lo)))
         (local.set $et (f32x4.add (f32x4.mul (local.get $x) (local.get $c_l2e)) (local.get $c_mag)))
         (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
         (local.set $er (f32x4.sub (f32x4.sub (local.get $x) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
@@ -584,6 +546,7 @@
         (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
         (local.set $h (f32x4.mul (local.get $ep)
           (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
+        (local.set $h (v128.andnot (local.get $h) (local.get $uf)))
         (if (i32.ge_s (local.get $n) (i32.const 4))
           (then (v128.store (local.get $dst) (local.get $h)))
           (else (call $storePartial (local.get $dst) (local.get $n) (local.get $h))))
@@ -592,15 +555,16 @@
         (local.set $n (i32.sub (local.get $n) (i32.const 4)))
         (br $v))))
 
-  ;; Exact (erf) GELU: y = x * Phi(x), Phi(x) = 0.5*erfc(-x/sqrt2) with
-  ;; 0.5*erfc(z) = 0.5*t*exp(-z^2 + q(t)), t = 1/(1 + z/2) (the Chebyshev fit of
-  ;; Numerical Recipes' erfcc, relative error < 1.2e-7) for z = |x|/sqrt2.
-  ;; Everything inlined and constants kept in locals: V8 would otherwise
-  ;; rebuild each v128 constant on every use.
+  ;; Exact (erf) GELU: y = x * Phi(x). Phi(x) = 0.5*erfc(-x/sqrt2), with
+  ;; erfc(z) = t*poly(t)*exp(-z^2), t = 1/(1 + p*z) for z >= 0 (Abramowitz &
+  ;; Stegun 7.1.26, absolute error <= 1.5e-7), mirrored for negative x. The
+  ;; Gaussian exp(-x^2/2) is the same factor the derivative needs, so the
+  ;; backward pass costs one exp too. Everything is inlined and constants live
+  ;; in locals: V8 would otherwise rebuild each v128 constant on every use.
   (func (export "gelu") (param $src i32) (param $dst i32) (param $n i32)
-    (local $x v128) (local $z v128) (local $t v128) (local $z2 v128) (local $q v128) (local $a v128) (local $g v128) (local $h v128) (local $cdf v128) (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $dyv v128) (local $rem i32) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $e9 v128) (local $e8 v128) (local $e7 v128) (local $e6 v128) (local $e5 v128) (local $e4 v128) (local $e3 v128) (local $e2 v128) (local $e1 v128) (local $e0 v128) (local $c_half v128) (local $c_rs2 v128) (local $c_zero v128) (local $c_ipi v128) (local $c_127 v128)
+    (local $x v128) (local $z v128) (local $t v128) (local $q v128) (local $a v128) (local $g v128) (local $h v128) (local $cdf v128) (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $dyv v128) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $c_p v128) (local $c_half v128) (local $c_rs2 v128) (local $c_zero v128) (local $c_ipi v128) (local $c_127 v128)
     (local.set $c_lo (v128.const f32x4 -87 -87 -87 -87))
-    (local.set $c_hi (v128.const f32x4 88 88 88 88))
+    (local.set $c_hi (v128.const f32x4 88.7228 88.7228 88.7228 88.7228))
     (local.set $c_l2e (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))
     (local.set $c_mag (v128.const f32x4 12582912 12582912 12582912 12582912))
     (local.set $c_ln2h (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))
@@ -612,16 +576,12 @@
     (local.set $c_p4 (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1))
     (local.set $c_p5 (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1))
     (local.set $c_one (v128.const f32x4 1 1 1 1))
-    (local.set $e9 (v128.const f32x4 0.17087277 0.17087277 0.17087277 0.17087277))
-    (local.set $e8 (v128.const f32x4 -0.82215223 -0.82215223 -0.82215223 -0.82215223))
-    (local.set $e7 (v128.const f32x4 1.48851587 1.48851587 1.48851587 1.48851587))
-    (local.set $e6 (v128.const f32x4 -1.13520398 -1.13520398 -1.13520398 -1.13520398))
-    (local.set $e5 (v128.const f32x4 0.27886807 0.27886807 0.27886807 0.27886807))
-    (local.set $e4 (v128.const f32x4 -0.18628806 -0.18628806 -0.18628806 -0.18628806))
-    (local.set $e3 (v128.const f32x4 0.09678418 0.09678418 0.09678418 0.09678418))
-    (local.set $e2 (v128.const f32x4 0.37409196 0.37409196 0.37409196 0.37409196))
-    (local.set $e1 (v128.const f32x4 1.00002368 1.00002368 1.00002368 1.00002368))
-    (local.set $e0 (v128.const f32x4 -1.26551223 -1.26551223 -1.26551223 -1.26551223))
+    (local.set $a1 (v128.const f32x4 0.254829592 0.254829592 0.254829592 0.254829592))
+    (local.set $a2 (v128.const f32x4 -0.284496736 -0.284496736 -0.284496736 -0.284496736))
+    (local.set $a3 (v128.const f32x4 1.421413741 1.421413741 1.421413741 1.421413741))
+    (local.set $a4 (v128.const f32x4 -1.453152027 -1.453152027 -1.453152027 -1.453152027))
+    (local.set $a5 (v128.const f32x4 1.061405429 1.061405429 1.061405429 1.061405429))
+    (local.set $c_p (v128.const f32x4 0.3275911 0.3275911 0.3275911 0.3275911))
     (local.set $c_half (v128.const f32x4 0.5 0.5 0.5 0.5))
     (local.set $c_rs2 (v128.const f32x4 0.70710678118654752 0.70710678118654752 0.70710678118654752 0.70710678118654752))
     (local.set $c_zero (v128.const f32x4 0 0 0 0))
@@ -635,20 +595,14 @@
           (else (local.set $x (call $loadPartial (local.get $src) (local.get $n)))))
 
         (local.set $z (f32x4.mul (f32x4.abs (local.get $x)) (local.get $c_rs2)))
-        (local.set $t (f32x4.div (local.get $c_one) (f32x4.add (local.get $c_one) (f32x4.mul (local.get $z) (local.get $c_half)))))
-        (local.set $z2 (f32x4.neg (f32x4.mul (local.get $z) (local.get $z))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $e9) (local.get $t)) (local.get $e8)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e7)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e6)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e5)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e4)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e3)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e2)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e1)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e0)))
-        (local.set $a (f32x4.add (local.get $z2) (local.get $q)))
+        (local.set $t (f32x4.div (local.get $c_one) (f32x4.add (local.get $c_one) (f32x4.mul (local.get $z) (local.get $c_p)))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $a5) (local.get $t)) (local.get $a4)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a3)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a2)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a1)))
+        (local.set $a (f32x4.neg (f32x4.mul (local.get $z) (local.get $z))))
 
-        (local.set $a (f32x4.pmax (local.get $c_lo) (f32x4.pmin (local.get $c_hi) (local.get $a))))
+        (local.set $a (f32x4.pmax (f32x4.pmin (local.get $a) (local.get $c_hi)) (local.get $c_lo)))
         (local.set $et (f32x4.add (f32x4.mul (local.get $a) (local.get $c_l2e)) (local.get $c_mag)))
         (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
         (local.set $er (f32x4.sub (f32x4.sub (local.get $a) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
@@ -658,9 +612,10 @@
         (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p4)))
         (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p5)))
         (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
-        (local.set $h (f32x4.mul (local.get $ep)
+        (local.set $g (f32x4.mul (local.get $ep)
           (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
-        (local.set $h (f32x4.mul (f32x4.mul (local.get $t) (local.get $c_half)) (local.get $h)))
+        ;; h = 0.5 * erfc(|x|/sqrt2) = 0.5 * t * poly(t) * exp(-x^2/2)
+        (local.set $h (f32x4.mul (f32x4.mul (f32x4.mul (local.get $q) (local.get $t)) (local.get $c_half)) (local.get $g)))
         (local.set $cdf (v128.bitselect (local.get $h) (f32x4.sub (local.get $c_one) (local.get $h)) (f32x4.lt (local.get $x) (local.get $c_zero))))
         (local.set $h (f32x4.mul (local.get $x) (local.get $cdf)))
         (if (i32.ge_s (local.get $n) (i32.const 4))
@@ -673,9 +628,9 @@
 
   ;; GELU backward: dx = dy * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2/2)/sqrt(2 pi).
   (func (export "gelu_grad") (param $src i32) (param $dy i32) (param $dst i32) (param $n i32)
-    (local $x v128) (local $z v128) (local $t v128) (local $z2 v128) (local $q v128) (local $a v128) (local $g v128) (local $h v128) (local $cdf v128) (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $dyv v128) (local $rem i32) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $e9 v128) (local $e8 v128) (local $e7 v128) (local $e6 v128) (local $e5 v128) (local $e4 v128) (local $e3 v128) (local $e2 v128) (local $e1 v128) (local $e0 v128) (local $c_half v128) (local $c_rs2 v128) (local $c_zero v128) (local $c_ipi v128) (local $c_127 v128)
+    (local $x v128) (local $z v128) (local $t v128) (local $q v128) (local $a v128) (local $g v128) (local $h v128) (local $cdf v128) (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $dyv v128) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $c_p v128) (local $c_half v128) (local $c_rs2 v128) (local $c_zero v128) (local $c_ipi v128) (local $c_127 v128)
     (local.set $c_lo (v128.const f32x4 -87 -87 -87 -87))
-    (local.set $c_hi (v128.const f32x4 88 88 88 88))
+    (local.set $c_hi (v128.const f32x4 88.7228 88.7228 88.7228 88.7228))
     (local.set $c_l2e (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))
     (local.set $c_mag (v128.const f32x4 12582912 12582912 12582912 12582912))
     (local.set $c_ln2h (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))
@@ -687,16 +642,12 @@
     (local.set $c_p4 (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1))
     (local.set $c_p5 (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1))
     (local.set $c_one (v128.const f32x4 1 1 1 1))
-    (local.set $e9 (v128.const f32x4 0.17087277 0.17087277 0.17087277 0.17087277))
-    (local.set $e8 (v128.const f32x4 -0.82215223 -0.82215223 -0.82215223 -0.82215223))
-    (local.set $e7 (v128.const f32x4 1.48851587 1.48851587 1.48851587 1.48851587))
-    (local.set $e6 (v128.const f32x4 -1.13520398 -1.13520398 -1.13520398 -1.13520398))
-    (local.set $e5 (v128.const f32x4 0.27886807 0.27886807 0.27886807 0.27886807))
-    (local.set $e4 (v128.const f32x4 -0.18628806 -0.18628806 -0.18628806 -0.18628806))
-    (local.set $e3 (v128.const f32x4 0.09678418 0.09678418 0.09678418 0.09678418))
-    (local.set $e2 (v128.const f32x4 0.37409196 0.37409196 0.37409196 0.37409196))
-    (local.set $e1 (v128.const f32x4 1.00002368 1.00002368 1.00002368 1.00002368))
-    (local.set $e0 (v128.const f32x4 -1.26551223 -1.26551223 -1.26551223 -1.26551223))
+    (local.set $a1 (v128.const f32x4 0.254829592 0.254829592 0.254829592 0.254829592))
+    (local.set $a2 (v128.const f32x4 -0.284496736 -0.284496736 -0.284496736 -0.284496736))
+    (local.set $a3 (v128.const f32x4 1.421413741 1.421413741 1.421413741 1.421413741))
+    (local.set $a4 (v128.const f32x4 -1.453152027 -1.453152027 -1.453152027 -1.453152027))
+    (local.set $a5 (v128.const f32x4 1.061405429 1.061405429 1.061405429 1.061405429))
+    (local.set $c_p (v128.const f32x4 0.3275911 0.3275911 0.3275911 0.3275911))
     (local.set $c_half (v128.const f32x4 0.5 0.5 0.5 0.5))
     (local.set $c_rs2 (v128.const f32x4 0.70710678118654752 0.70710678118654752 0.70710678118654752 0.70710678118654752))
     (local.set $c_zero (v128.const f32x4 0 0 0 0))
@@ -711,20 +662,14 @@
                 (local.set $dyv (call $loadPartial (local.get $dy) (local.get $n)))))
 
         (local.set $z (f32x4.mul (f32x4.abs (local.get $x)) (local.get $c_rs2)))
-        (local.set $t (f32x4.div (local.get $c_one) (f32x4.add (local.get $c_one) (f32x4.mul (local.get $z) (local.get $c_half)))))
-        (local.set $z2 (f32x4.neg (f32x4.mul (local.get $z) (local.get $z))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $e9) (local.get $t)) (local.get $e8)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e7)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e6)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e5)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e4)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e3)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e2)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e1)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $e0)))
-        (local.set $a (local.get $z2))
+        (local.set $t (f32x4.div (local.get $c_one) (f32x4.add (local.get $c_one) (f32x4.mul (local.get $z) (local.get $c_p)))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $a5) (local.get $t)) (local.get $a4)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a3)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a2)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a1)))
+        (local.set $a (f32x4.neg (f32x4.mul (local.get $z) (local.get $z))))
 
-        (local.set $a (f32x4.pmax (local.get $c_lo) (f32x4.pmin (local.get $c_hi) (local.get $a))))
+        (local.set $a (f32x4.pmax (f32x4.pmin (local.get $a) (local.get $c_hi)) (local.get $c_lo)))
         (local.set $et (f32x4.add (f32x4.mul (local.get $a) (local.get $c_l2e)) (local.get $c_mag)))
         (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
         (local.set $er (f32x4.sub (f32x4.sub (local.get $a) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
@@ -736,20 +681,8 @@
         (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
         (local.set $g (f32x4.mul (local.get $ep)
           (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
-
-        (local.set $q (f32x4.pmax (local.get $c_lo) (f32x4.pmin (local.get $c_hi) (local.get $q))))
-        (local.set $et (f32x4.add (f32x4.mul (local.get $q) (local.get $c_l2e)) (local.get $c_mag)))
-        (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
-        (local.set $er (f32x4.sub (f32x4.sub (local.get $q) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $c_p0) (local.get $er)) (local.get $c_p1)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p2)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p3)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p4)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p5)))
-        (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
-        (local.set $h (f32x4.mul (local.get $ep)
-          (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
-        (local.set $h (f32x4.mul (f32x4.mul (f32x4.mul (local.get $t) (local.get $c_half)) (local.get $g)) (local.get $h)))
+        ;; h = 0.5 * erfc(|x|/sqrt2) = 0.5 * t * poly(t) * exp(-x^2/2)
+        (local.set $h (f32x4.mul (f32x4.mul (f32x4.mul (local.get $q) (local.get $t)) (local.get $c_half)) (local.get $g)))
         (local.set $cdf (v128.bitselect (local.get $h) (f32x4.sub (local.get $c_one) (local.get $h)) (f32x4.lt (local.get $x) (local.get $c_zero))))
         (local.set $h (f32x4.mul (local.get $dyv)
           (f32x4.add (local.get $cdf) (f32x4.mul (f32x4.mul (local.get $x) (local.get $g)) (local.get $c_ipi)))))
@@ -850,10 +783,26 @@
   ;; ws: [S or P: N*Np floats][dP: N*Np floats][gemm ws], Np = roundup(N, 4).
   ;; ---------------------------------------------------------------------
 
-  ;; Row-wise softmax of s [N][Np] in place (columns >= N ignored, set to 0).
+  ;; Row-wise softmax of s [N][Np] in place (columns >= N are padding and end up 0).
   (func $softmaxRows (param $s i32) (param $N i32) (param $Np i32)
     (local $i i32) (local $row i32) (local $j i32) (local $mx v128) (local $m f32) (local $sum v128) (local $sm f32)
-    (local $e v128) (local $rem i32) (local $p i32) (local $inv v128)
+    (local $e v128) (local $x v128) (local $p i32) (local $inv v128) (local $ninf v128)
+    (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $c_127 v128)
+    (local.set $c_lo (v128.const f32x4 -87 -87 -87 -87))
+    (local.set $c_hi (v128.const f32x4 88.7228 88.7228 88.7228 88.7228))
+    (local.set $c_l2e (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))
+    (local.set $c_mag (v128.const f32x4 12582912 12582912 12582912 12582912))
+    (local.set $c_ln2h (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))
+    (local.set $c_ln2l (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))
+    (local.set $c_p0 (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4))
+    (local.set $c_p1 (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3))
+    (local.set $c_p2 (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3))
+    (local.set $c_p3 (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2))
+    (local.set $c_p4 (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1))
+    (local.set $c_p5 (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1))
+    (local.set $c_one (v128.const f32x4 1 1 1 1))
+    (local.set $c_127 (v128.const i32x4 127 127 127 127))
+    (local.set $ninf (v128.const f32x4 -inf -inf -inf -inf))
     (loop $rows
       (local.set $row (i32.add (local.get $s) (i32.shl (i32.mul (local.get $i) (local.get $Np)) (i32.const 2))))
       ;; pad columns N..Np-1 with -inf so they vanish
@@ -867,7 +816,7 @@
       (local.set $j (i32.const 4))
       (block $md (loop $ml
         (br_if $md (i32.ge_s (local.get $j) (local.get $Np)))
-        (local.set $mx (f32x4.max (local.get $mx) (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $mx (f32x4.pmax (local.get $mx) (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $ml)))
       (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
@@ -877,9 +826,23 @@
       (local.set $j (i32.const 0))
       (loop $el
         (local.set $p (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
-        ;; exp(-inf - m) clamps to exp(-87) ~ 1.6e-38: zero it explicitly via the mask below.
-        (local.set $e (call $vexp (f32x4.sub (v128.load (local.get $p)) (local.get $mx))))
-        (local.set $e (v128.and (local.get $e) (f32x4.ne (v128.load (local.get $p)) (v128.const f32x4 -inf -inf -inf -inf))))
+        (local.set $x (v128.load (local.get $p)))
+        (local.set $e (f32x4.sub (local.get $x) (local.get $mx)))
+
+        (local.set $e (f32x4.pmax (f32x4.pmin (local.get $e) (local.get $c_hi)) (local.get $c_lo)))
+        (local.set $et (f32x4.add (f32x4.mul (local.get $e) (local.get $c_l2e)) (local.get $c_mag)))
+        (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
+        (local.set $er (f32x4.sub (f32x4.sub (local.get $e) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $c_p0) (local.get $er)) (local.get $c_p1)))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p2)))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p3)))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p4)))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p5)))
+        (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
+        (local.set $e (f32x4.mul (local.get $ep)
+          (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
+        ;; padding (-inf) would give exp(-87) after clamping: zero it
+        (local.set $e (v128.and (local.get $e) (f32x4.ne (local.get $x) (local.get $ninf))))
         (v128.store (local.get $p) (local.get $e))
         (local.set $sum (f32x4.add (local.get $sum) (local.get $e)))
         (br_if $el (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $Np))))

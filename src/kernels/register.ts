@@ -12,6 +12,10 @@
  * - Sum / Mean over leading axes (bias and LayerNorm gradients): column sums
  *   instead of the stock transpose-then-reduce.
  * - Exp: vectorised.
+ * - Identity: shares the input's buffer (reference count) instead of
+ *   copying it, as the cpu backend does; tfjs clones every tensor a custom
+ *   gradient saves for the backward pass, so this saves a copy of most
+ *   activations.
  * New kernels (called by src/model through src/kernels/ops.ts):
  * - IbotGelu / IbotGeluGrad: exact GELU and its derivative, one pass each.
  * - IbotAttention / IbotAttentionGrad: softmax attention on the 2-D qkv
@@ -262,6 +266,15 @@ function elementwise(k: WasmKernels, op: 'exp' | 'gelu' | 'gelu_grad', inputs: T
   k.run(splitRange(n, partsFor(k, n), 4).map(([s, e]): Job => [op, [...ptrs.map((p) => p + s * 4), e - s]]));
 }
 
+function identity(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x } = args.inputs;
+  if (x.dtype === 'string') return stockCall('Identity', args);
+  const backend = args.backend as WasmBackendLike & { incRef(dataId: object): void };
+  // tfjs tensors are immutable and the wasm backend frees a buffer when its reference count drops to 0.
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 function checkFloat(name: string, ...ts: TensorInfo[]): void {
   for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${name} takes float32 tensors, got ${t.dtype}`);
 }
@@ -385,6 +398,7 @@ const OVERRIDES: Record<string, OurKernel> = {
   Sum: (a) => leadingReduction('Sum', a),
   Mean: (a) => leadingReduction('Mean', a),
   Exp: exp,
+  Identity: identity,
 };
 const NEW_KERNELS: Record<string, OurKernel> = {
   [KERNEL_NAMES.gelu]: gelu,

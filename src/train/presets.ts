@@ -31,6 +31,12 @@ export interface PretrainConfig {
   /** Teacher EMA momentum start (official 0.996), cosine to 1. */
   momentumTeacher: number;
   seed: number;
+  /**
+   * For recipes meant for minutes-long runs: warm-ups and freezing as fractions
+   * of the whole run, so they scale with --epochs and --minutes (the paper's
+   * absolute epochs assume 100–800 epoch runs).
+   */
+  relative?: { warmup: number; teacherTempWarmup: number; freezeLastLayer: number };
 }
 
 export type PresetName = 'fashion-mnist' | 'bench' | 'tiny' | 'cifar10' | 'vit-s16';
@@ -82,6 +88,7 @@ export function pretrainPreset(name: PresetName | string, overrides: Partial<Pre
         // Few steps: a faster-moving teacher than 0.996 (which averages over ~250 steps).
         momentumTeacher: 0.99,
         seed: 0,
+        relative: { warmup: 0.1, teacherTempWarmup: 0.1, freezeLastLayer: 0.03 },
       };
       break;
     }
@@ -159,7 +166,17 @@ export function pretrainPreset(name: PresetName | string, overrides: Partial<Pre
   return withEpochs(merged, merged.epochs);
 }
 
-/** The same recipe over a different number of epochs (schedules and loss horizon follow). */
+/** The same recipe over a different number of epochs (schedules, warm-ups and loss horizon follow). */
 export function withEpochs(cfg: PretrainConfig, epochs: number): PretrainConfig {
-  return { ...cfg, epochs, model: { ...cfg.model, loss: { ...cfg.model.loss, epochs, globalCrops: cfg.crops.globalCrops, localCrops: cfg.crops.localCrops } } };
+  const rel = cfg.relative;
+  const loss = { ...cfg.model.loss, epochs, globalCrops: cfg.crops.globalCrops, localCrops: cfg.crops.localCrops };
+  let { warmupEpochs } = cfg;
+  let freeze = cfg.model.freezeLastLayerEpochs;
+  if (rel) {
+    warmupEpochs = rel.warmup * epochs;
+    freeze = rel.freezeLastLayer * epochs;
+    // Temperatures change per whole epoch (as in the official code); a run of under a few epochs gets none.
+    loss.warmupTeacherTempEpochs = Math.round(rel.teacherTempWarmup * epochs);
+  }
+  return { ...cfg, epochs, warmupEpochs, model: { ...cfg.model, freezeLastLayerEpochs: freeze, loss } };
 }

@@ -40,9 +40,11 @@ export function cosineSchedule(c: CosineScheduleConfig): Float64Array {
 
 /** iBOT's teacher temperature per epoch: linear warm-up then constant. */
 export function teacherTempSchedule(warmup: number, final: number, warmupEpochs: number, epochs: number): Float64Array {
-  const out = new Float64Array(epochs);
+  // Runs sized in minutes end mid-epoch: the last, partial epoch gets its own entry.
+  const n = Math.max(1, Math.ceil(epochs - 1e-9));
+  const out = new Float64Array(n);
   const ramp = linspace(warmup, final, warmupEpochs);
-  for (let e = 0; e < epochs; e++) out[e] = e < warmupEpochs ? ramp[e] : final;
+  for (let e = 0; e < n; e++) out[e] = e < warmupEpochs ? ramp[e] : final;
   return out;
 }
 

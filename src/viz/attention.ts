@@ -109,7 +109,7 @@ export function attentionMapsFigure(items: AttentionItem[], opts: AttentionFigur
         const keptCount = kept.reduce((a, b) => a + b, 0);
         panels.push({
           image: item.image,
-          title: `${m.title} · ${keptCount}/${N} patches`,
+          title: `${m.title}<br>${keptCount}/${N} patches`,
           overlay: { values: kept.map((k) => 1 - k), grid, patchSize: opts.patchSize, colorscale: DISCARD, label: 'discarded' },
         });
       } else {

@@ -206,11 +206,16 @@ export function imageGridFigure(panels: ImagePanel[], opts: ImageGridOptions = {
   const titleLines = Math.max(0, ...panels.map((p) => (p.title ? p.title.split('<br>').length : 0)));
   const cellSize = opts.cellSize ?? 150;
   const titleSpace = titleLines ? 8 + 14 * titleLines : 4;
-  const height = nrows * (cellSize + titleSpace) + (opts.title ? 50 : 10) + 10;
+  // The first row's panel titles sit above the plot area: keep the figure title clear of them.
+  const top = opts.title ? 36 + titleSpace : 10;
+  const height = nrows * (cellSize + titleSpace) + top + 10;
   const left = opts.rowLabels ? 115 : 10;
-  // Wide enough for the figure title too (about 8 px per character at 15 px).
-  const width = Math.max(cols * (cellSize + 8) + left + 10, opts.title ? opts.title.length * 8 + 40 : 0);
-  const cells = subplotGrid(nrows, cols, { hgap: 8 / width, vgap: titleSpace / height });
+  const plotWidth = cols * (cellSize + 8);
+  // Wide enough for the figure title (about 8 px per character at 15 px); the extra goes to the right
+  // margin so the panels keep their size and spacing.
+  const width = Math.max(plotWidth + left + 10, opts.title ? opts.title.length * 8 + 40 : 0);
+  const right = width - plotWidth - left;
+  const cells = subplotGrid(nrows, cols, { hgap: 8 / plotWidth, vgap: titleSpace / (height - top - 10) });
   const frame = opts.frame ?? Math.max(...panels.map((p) => Math.max(p.image.width, p.image.height)));
   const data: Trace[] = [];
   const annotations: Record<string, unknown>[] = [];
@@ -218,7 +223,7 @@ export function imageGridFigure(panels: ImagePanel[], opts: ImageGridOptions = {
   const layout: Layout = baseLayout(opts.title, {
     width,
     height,
-    margin: { l: left, r: 10, t: opts.title ? 50 : 10, b: 10 },
+    margin: { l: left, r: right, t: top, b: 10 },
   });
   panels.forEach((panel, i) => {
     const cell = cells[i];

@@ -165,6 +165,8 @@ export class LiveTrainingCurves {
   readonly history: TrainingHistory;
   private readonly live: LiveFigure;
   private readonly curves: CurvesOptions;
+  /** History length at the last draw. */
+  private drawnPoints = -1;
 
   constructor(opts: LiveCurvesOptions = {}) {
     this.history = opts.history ?? new TrainingHistory();
@@ -184,11 +186,16 @@ export class LiveTrainingCurves {
   async push(ev: PretrainEvent): Promise<void> {
     const added = this.history.push(ev);
     if (ev.type === 'done') await this.finish();
-    else if (added) await this.live.update(() => this.figure());
+    else if (added) {
+      const n = this.history.points.length;
+      if (await this.live.update(() => this.figure())) this.drawnPoints = n;
+    }
   }
 
-  /** Draw the final state. */
+  /** Draw the final state (unless the last draw already showed it). */
   async finish(): Promise<void> {
+    if (this.live.draws > 0 && this.drawnPoints === this.history.points.length) return;
     await this.live.update(this.figure(), true);
+    this.drawnPoints = this.history.points.length;
   }
 }

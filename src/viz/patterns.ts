@@ -237,10 +237,21 @@ export function mimPredictions(model: StudentTeacher, images: tf.Tensor4D, masks
  * Per image: the masked input, then the masked patches coloured green where
  * the student recovered the teacher's prototype and red where it did not.
  */
-export function mimFigure(input: { images: HostImage[]; predictions: MimPredictions; grid: [number, number]; patchSize: number; labels?: string[]; title?: string; cellSize?: number }): Figure {
+export function mimFigure(input: {
+  images: HostImage[];
+  predictions: MimPredictions;
+  grid: [number, number];
+  patchSize: number;
+  labels?: string[];
+  /** Draw only the first n images (the title's overall rate still covers all). */
+  maxImages?: number;
+  title?: string;
+  cellSize?: number;
+}): Figure {
   const p = input.predictions;
   const N = p.numPatches;
   if (input.images.length !== p.numImages) throw new Error(`mimFigure: ${input.images.length} images for predictions of ${p.numImages}`);
+  const images = input.images.slice(0, input.maxImages ?? input.images.length);
   const outcome: Array<[number, string]> = [
     [0, 'rgba(0,0,0,0)'],
     [0.33, 'rgba(0,0,0,0)'],
@@ -250,7 +261,7 @@ export function mimFigure(input: { images: HostImage[]; predictions: MimPredicti
     [1, 'rgba(30,200,80,0.65)'],
   ];
   const panels: ImagePanel[] = [];
-  input.images.forEach((img, b) => {
+  images.forEach((img, b) => {
     const mask = p.masked.subarray(b * N, (b + 1) * N);
     const values = new Float32Array(N);
     let hit = 0;
