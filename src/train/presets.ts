@@ -39,6 +39,17 @@ export interface PretrainConfig {
   relative?: { warmup: number; teacherTempWarmup: number; freezeLastLayer: number };
 }
 
+/** The paper's optimisation recipe (official main_ibot.py / README). */
+const PAPER_OPTIM = {
+  lr: 5e-4,
+  minLr: 1e-6,
+  warmupEpochs: 10,
+  weightDecay: 0.04,
+  weightDecayEnd: 0.4,
+  momentumTeacher: 0.996,
+  seed: 0,
+} as const;
+
 export type PresetName = 'fashion-mnist' | 'bench' | 'tiny' | 'cifar10' | 'vit-s16';
 
 /** The `bench` model (the performance issue's configuration), shared by the default Fashion-MNIST recipe. */
@@ -120,13 +131,7 @@ export function pretrainPreset(name: PresetName | string, overrides: Partial<Pre
         masking: maskingConfig(),
         batchSize: 128,
         epochs: e,
-        lr: 5e-4,
-        minLr: 1e-6,
-        warmupEpochs: 10,
-        weightDecay: 0.04,
-        weightDecayEnd: 0.4,
-        momentumTeacher: 0.996,
-        seed: 0,
+        ...PAPER_OPTIM,
       };
       break;
     }
@@ -149,13 +154,7 @@ export function pretrainPreset(name: PresetName | string, overrides: Partial<Pre
         masking: maskingConfig(),
         batchSize: 1024,
         epochs: e,
-        lr: 5e-4,
-        minLr: 1e-6,
-        warmupEpochs: 10,
-        weightDecay: 0.04,
-        weightDecayEnd: 0.4,
-        momentumTeacher: 0.996,
-        seed: 0,
+        ...PAPER_OPTIM,
       };
       break;
     }

@@ -16,23 +16,14 @@ import type { StepStats } from '../train/ibot';
 import { Figure, Layout, Trace, baseLayout, cellTitle, subplotGrid } from './figure';
 
 /** One logged training step (a `step` event or a line of a run's `log.jsonl`). */
-export interface TrainingPoint {
+export type TrainingPoint = Omit<StepStats, 'ms'> & {
   step: number;
   epoch: number;
   lr: number;
   wd: number;
   momentum: number;
-  loss: number;
-  clsLoss: number;
-  patchLoss: number;
-  teacherTemp: number;
-  teacherPatchTemp: number;
-  agreement: number;
-  teacherEntropy: number;
-  teacherMeanEntropy: number;
-  gradNorm: number;
   imagesPerSec: number;
-}
+};
 
 /** The steps of one run, filled from pretraining events or read from `log.jsonl`. */
 export class TrainingHistory {
