@@ -305,6 +305,22 @@ export interface LinearProbeResult {
 export const LINEAR_DEFAULT_LRS: readonly number[] = [0.003, 0.01, 0.03, 0.1, 0.3];
 export const LINEAR_DEFAULT_WDS: readonly number[] = [0, 1e-4, 1e-3];
 
+/** Train and test features on the host, checked against their labels and against each other. */
+function hostTrainTest(
+  trainFeatures: tf.Tensor2D | HostMatrix,
+  trainLabels: LabelArray,
+  testFeatures: tf.Tensor2D | HostMatrix,
+  testLabels: LabelArray,
+  who: string,
+): { tr: HostMatrix; te: HostMatrix } {
+  const tr = hostMatrix(trainFeatures, who);
+  const te = hostMatrix(testFeatures, who);
+  checkRows(tr, trainLabels, `${who} (train)`);
+  checkRows(te, testLabels, `${who} (test)`);
+  if (tr.cols !== te.cols) throw new Error(`${who}: train features have dim ${tr.cols} but test features have dim ${te.cols}`);
+  return { tr, te };
+}
+
 /**
  * The linear probe: sweep lr × weight decay on a stratified, seeded hold-out
  * of the train features, retrain the best setting on all of them, report
@@ -322,11 +338,7 @@ export function linearProbe(
   const wds = options.weightDecays ?? [...LINEAR_DEFAULT_WDS];
   const valFraction = options.valFraction ?? 0.1;
   if (!(valFraction > 0 && valFraction < 1)) throw new Error(`linearProbe: valFraction must be in (0, 1), got ${valFraction}`);
-  const tr = hostMatrix(trainFeatures, 'linearProbe');
-  const te = hostMatrix(testFeatures, 'linearProbe');
-  checkRows(tr, trainLabels, 'linearProbe (train)');
-  checkRows(te, testLabels, 'linearProbe (test)');
-  if (tr.cols !== te.cols) throw new Error(`linearProbe: train features have dim ${tr.cols} but test features have dim ${te.cols}`);
+  const { tr, te } = hostTrainTest(trainFeatures, trainLabels, testFeatures, testLabels, 'linearProbe');
   const C = resolveNumClasses(trainLabels, options.numClasses, 'linearProbe');
   const seed = options.seed ?? 0;
   const split = stratifiedSplit(trainLabels, valFraction, new Rng(seed + 1), C);
@@ -650,11 +662,7 @@ export function logisticRegression(
   const Cs = options.Cs ?? [1];
   if (Cs.length === 0) throw new Error('logisticRegression: pass at least one C');
   const how = options.preprocess ?? 'none';
-  const trRaw = hostMatrix(trainFeatures, 'logisticRegression');
-  const teRaw = hostMatrix(testFeatures, 'logisticRegression');
-  checkRows(trRaw, trainLabels, 'logisticRegression (train)');
-  checkRows(teRaw, testLabels, 'logisticRegression (test)');
-  if (trRaw.cols !== teRaw.cols) throw new Error(`logisticRegression: train features have dim ${trRaw.cols} but test features have dim ${teRaw.cols}`);
+  const { tr: trRaw, te: teRaw } = hostTrainTest(trainFeatures, trainLabels, testFeatures, testLabels, 'logisticRegression');
   const numClasses = resolveNumClasses(trainLabels, options.numClasses, 'logisticRegression');
   const norm = how === 'standardize' ? standardizer(trRaw) : undefined;
   const tr = preprocessHost(trRaw, how, norm);

@@ -14,13 +14,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, toTensor } from '../data/dataset';
-import { multiCrop } from '../augment/multicrop';
-import { masksToTensor, patchGrid, sampleBatchMasks } from '../augment/masking';
+import { ibotBatch } from '../augment/batch';
 import { Crops, IBOTModel, StepStats } from './ibot';
 import { PretrainConfig, withEpochs } from './presets';
 import { cosineSchedule, scaledLr } from './schedules';
 import { Rng } from '../util/rng';
-import { tidy } from '../util/tidy';
 import { CheckpointState, TEACHER_EXPORT, exportTeacher, hasCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint } from '../io/checkpoint';
 
 export interface PretrainOptions {
@@ -186,13 +184,12 @@ export class Pretrainer {
   /** Crops and masks for the images at `idx`. */
   makeCrops(idx: ArrayLike<number>, epoch: number): Crops {
     const cfg = this.config;
-    const [gh, gw] = patchGrid(cfg.crops.globalSize, cfg.model.vit.patchSize);
-    const views = tidy(() => {
-      const images = toTensor(this.data, idx);
-      return multiCrop(images, cfg.crops, this.rng);
-    });
-    const masks = sampleBatchMasks({ batchSize: idx.length, numGlobalCrops: cfg.crops.globalCrops, gridH: gh, gridW: gw, epoch }, cfg.masking, this.rng);
-    return { global: views.global, local: views.local, masks: masks.map((m) => masksToTensor(m)) };
+    const images = toTensor(this.data, idx);
+    try {
+      return ibotBatch(images, { multiCrop: cfg.crops, masking: cfg.masking, patchSize: cfg.model.vit.patchSize, epoch }, this.rng);
+    } finally {
+      images.dispose();
+    }
   }
 
   private checkpoint(): void {
