@@ -25,6 +25,29 @@ async function drain(t: Pretrainer): Promise<void> {
   for await (const _ of t.run()) void _;
 }
 
+describe('presets', () => {
+  it('every preset tiles its crops with its patches and its head fits its loss', () => {
+    for (const name of ['fashion-mnist', 'bench', 'tiny', 'cifar10', 'vit-s16']) {
+      const c = pretrainPreset(name);
+      const p = c.model.vit.patchSize;
+      assert.equal(c.crops.globalSize % p, 0, `${name}: global crop ${c.crops.globalSize} vs patch ${p}`);
+      assert.equal(c.crops.localSize % p, 0, `${name}: local crop ${c.crops.localSize} vs patch ${p}`);
+      assert.equal(c.crops.globalSize, c.model.vit.imgSize, `${name}: global crops are the evaluation size`);
+      assert.equal(c.model.loss.localCrops, c.crops.localCrops, name);
+      assert.equal(c.model.loss.epochs, c.epochs, name);
+      assert.ok(c.model.head.outDim > 1 && c.batchSize >= 1, name);
+    }
+  });
+
+  it('the default Fashion-MNIST recipe scales its warm-ups with the run length', () => {
+    const short = pretrainPreset('fashion-mnist', { epochs: 5 });
+    const long = pretrainPreset('fashion-mnist', { epochs: 50 });
+    assert.ok(Math.abs(short.warmupEpochs - 0.5) < 1e-9 && Math.abs(long.warmupEpochs - 5) < 1e-9);
+    assert.ok(Math.abs(long.model.freezeLastLayerEpochs - 1.5) < 1e-9);
+    assert.equal(long.model.loss.warmupTeacherTempEpochs, 5);
+  });
+});
+
 describe('pretraining loop', () => {
   it('a run stopped midway and resumed ends with exactly the weights of an uninterrupted run', async () => {
     const ds = data();

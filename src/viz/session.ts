@@ -20,7 +20,6 @@ import { loadEmbeddedFashionMnist, packageRoot } from '../data/registry';
 import { PretrainConfig, pretrainPreset, withEpochs } from '../train/presets';
 import { PretrainEvent, Pretrainer } from '../train/pretrain';
 import { IBOTModel } from '../train/ibot';
-import { vitConfig } from '../model/vit';
 import { CheckpointState, hasCheckpoint, loadCheckpoint, readCheckpointState } from '../io/checkpoint';
 import { NormalizeConfig, resolveNormalize } from '../augment/multicrop';
 import { VisionTransformer } from '../model/vit';
@@ -84,8 +83,8 @@ export function notebookData(s: NotebookSettings): { train: ImageDataset; test: 
 
 /**
  * The notebooks' recipe. Full: the `fashion-mnist` preset (ViT of 4 blocks ×
- * 128, 1024 prototypes). Quick: the same recipe on a 2-block width-64 ViT
- * with 256 prototypes, 2 local crops and batch 32 — seconds per epoch.
+ * 128 on 7 px patches, 256 prototypes). Quick: the same recipe on a 2-block
+ * width-64 ViT — seconds per epoch.
  */
 export function notebookPretrainConfig(quick: boolean): PretrainConfig {
   if (!quick) return pretrainPreset('fashion-mnist');
@@ -95,8 +94,7 @@ export function notebookPretrainConfig(quick: boolean): PretrainConfig {
     preset: 'fashion-mnist (notebook quick)',
     model: {
       ...base.model,
-      vit: vitConfig('vit-tiny-28', { embedDim: 64, depth: 2, numHeads: 4 }),
-      head: { ...base.model.head, outDim: 256, patchOutDim: 256, hiddenDim: 256, bottleneckDim: 64 },
+      vit: { ...base.model.vit, embedDim: 64, depth: 2, numHeads: 4 },
       freezeLastLayerEpochs: 0.25,
     },
     crops: { ...base.crops, localCrops: 2 },
