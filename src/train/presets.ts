@@ -154,7 +154,6 @@ export function pretrainPreset(name: PresetName | string, overrides: Partial<Pre
           head: { ...base.model.head, outDim: 64, patchOutDim: 64, hiddenDim: 64, bottleneckDim: 32 },
           freezeLastLayerEpochs: 0.5,
         },
-        crops: { ...base.crops, localCrops: 2 },
         warmupEpochs: 0.5,
       };
       break;

@@ -97,7 +97,6 @@ export function notebookPretrainConfig(quick: boolean): PretrainConfig {
       vit: { ...base.model.vit, embedDim: 64, depth: 2, numHeads: 4 },
       freezeLastLayerEpochs: 0.25,
     },
-    crops: { ...base.crops, localCrops: 2 },
     warmupEpochs: 0.25,
   };
   return withEpochs(cfg, cfg.epochs);
