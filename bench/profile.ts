@@ -21,19 +21,21 @@ async function main(): Promise<void> {
   const model = new IBOTModel(cfg.model, 0);
   const B = 64;
   const rng = new Rng(1);
-  const crops: Crops = tf.tidy(() => ({
-    global: [0, 1].map((i) => tf.randomNormal([B, 28, 28, 1], 0, 1, 'float32', 10 + i) as tf.Tensor4D),
-    local: [0, 1, 2, 3].map((i) => tf.randomNormal([B, 12, 12, 1], 0, 1, 'float32', 20 + i) as tf.Tensor4D),
-    masks: [0, 1].map(() => {
-      const m = new Float32Array(B * 49);
-      for (let i = 0; i < m.length; i++) m[i] = rng.random() < 0.15 ? 1 : 0;
-      return tf.tensor2d(m, [B, 49]);
-    }),
-  }));
+  const G = 2;
+  const L = 4;
+  const crops: Crops = tf.tidy(() => {
+    const m = new Float32Array(G * B * 49);
+    for (let i = 0; i < m.length; i++) m[i] = rng.random() < 0.15 ? 1 : 0;
+    return {
+      global: tf.randomNormal([G * B, 28, 28, 1], 0, 1, 'float32', 10) as tf.Tensor4D,
+      local: tf.randomNormal([L * B, 12, 12, 1], 0, 1, 'float32', 20) as tf.Tensor4D,
+      masks: tf.tensor2d(m, [G * B, 49]),
+    };
+  });
   const sched = { lr: 1e-4, wd: 0.04, momentum: 0.996, epoch: 2 };
-  for (let i = 0; i < 2; i++) console.log(JSON.stringify(model.step(crops, sched, i).ms));
-  const prof = await tf.profile(() => {
-    model.step(crops, sched, 5);
+  for (let i = 0; i < 2; i++) console.log(JSON.stringify((await model.step(crops, sched, i)).ms));
+  const prof = await tf.profile(async () => {
+    await model.step(crops, sched, 5);
   });
   const by = new Map<string, { ms: number; n: number }>();
   const detail = new Map<string, { ms: number; n: number }>();
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
   console.log('--- top kernel instances');
   for (const [k, e] of [...detail].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40)) console.log(e.ms.toFixed(1).padStart(8), String(e.n).padStart(4), k);
   const t0 = performance.now();
-  for (let i = 0; i < 3; i++) console.log(JSON.stringify(model.step(crops, sched, 10 + i).ms));
+  for (let i = 0; i < 3; i++) console.log(JSON.stringify((await model.step(crops, sched, 10 + i)).ms));
   console.log('step ms', ((performance.now() - t0) / 3).toFixed(0));
 }
 main();

@@ -1,15 +1,25 @@
 /**
- * Benchmark of one full iBOT training step (`IBOTModel.step`) on the `bench`
- * configuration: ViT dim 128, depth 4, 4 heads, 4×4 patches of 28×28
- * Fashion-MNIST (49 patches); batch 64; 2 global 28×28 crops + 4 local 12×12
- * crops; shared head hidden 512 / bottleneck 128 / 1024 prototypes.
+ * Benchmark of full iBOT training steps (`IBOTModel.step`) on any backend.
+ * Default: the `bench` configuration — ViT dim 128, depth 4, 4 heads, 4×4
+ * patches of 28×28 Fashion-MNIST (49 patches); batch 64; 2 global 28×28 crops
+ * + 4 local 12×12 crops; shared head hidden 512 / bottleneck 128 / 1024
+ * prototypes. `--config vit-s16` is the paper's ViT-S/16 step (224 px RGB,
+ * 2×224 + 10×96 crops, head → 8192), batch 64.
  *
- *   npm run bench                      # human-readable report
+ *   npm run bench                      # human-readable report (wasm on a CPU)
+ *   npm run bench -- --backend webgpu  # the same step on WebGPU
+ *   npm run bench -- --config vit-s16 --backend webgpu
  *   node dist/bench/step.js --json     # one JSON object
  *   node dist/bench/step.js --steps 8  # timed steps (default 6, median reported)
+ *   node dist/bench/step.js --batch 256 --sync-phases   # device time per phase (GPU)
  *   node dist/bench/step.js --scaling  # images/s vs batch size, depth, image size
  *   node dist/bench/step.js --stock    # without our wasm kernels (A/B)
  *   node dist/bench/step.js --threads 1
+ *   node dist/bench/step.js --out benchmarks/results/x.json   # also save the JSON
+ *
+ * Besides times it counts the kernels (tfjs ops that run a kernel) of one
+ * step: a GPU pays a fixed cost per dispatched kernel, so on small models
+ * this count, not FLOPs, sets the step time.
  *
  * FLOP count (analytical, multiply-adds counted as 2, matrix products only):
  *   ViT forward on n images of T = 1 + P tokens (P patches, patch vector q = p²·C):
@@ -30,9 +40,12 @@
  * closer estimate of an idle machine, and the load average is printed.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
+import type { BackendName } from '../src/backend';
 import { registerWasmKernels, setAutoRegisterKernels, wasmKernelsRegistered, kernelsFor, WasmBackendLike } from '../src/kernels';
-import { IBOTModel, Crops, IBOTModelConfig } from '../src/train/ibot';
+import { IBOTModel, IBOTModelConfig } from '../src/train/ibot';
 import { pretrainPreset, PretrainConfig } from '../src/train/presets';
 import { ibotBatch, disposeIBOTBatch } from '../src/augment';
 import { loadEmbeddedFashionMnist, toTensor, ImageDataset } from '../src/data';
@@ -44,24 +57,42 @@ interface Args {
   scaling: boolean;
   stock: boolean;
   threads?: number;
+  backend?: BackendName;
+  config: string;
+  batch?: number;
+  syncPhases: boolean;
+  out?: string;
 }
 
+const USAGE = 'usage: step.js [--backend wasm|webgpu|tensorflow|cpu] [--config bench|vit-s16|<preset>] [--batch N] [--steps N] [--sync-phases] [--json] [--out FILE] [--scaling] [--stock] [--threads N]';
+
 function parseArgs(argv: string[]): Args {
-  const a: Args = { json: false, steps: 6, scaling: false, stock: false };
+  const a: Args = { json: false, steps: 6, scaling: false, stock: false, config: 'bench', syncPhases: false };
+  const value = (i: number, flag: string): string => {
+    const v = argv[i];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value (${USAGE})`);
+    return v;
+  };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '--json') a.json = true;
     else if (v === '--scaling') a.scaling = true;
     else if (v === '--stock') a.stock = true;
-    else if (v === '--steps') a.steps = Number(argv[++i]);
-    else if (v === '--threads') a.threads = Number(argv[++i]);
+    else if (v === '--sync-phases') a.syncPhases = true;
+    else if (v === '--steps') a.steps = Number(value(++i, v));
+    else if (v === '--threads') a.threads = Number(value(++i, v));
+    else if (v === '--batch') a.batch = Number(value(++i, v));
+    else if (v === '--backend') a.backend = value(++i, v) as BackendName;
+    else if (v === '--config') a.config = value(++i, v);
+    else if (v === '--out') a.out = value(++i, v);
     else if (v === '--help' || v === '-h') {
-      console.log('usage: step.js [--json] [--steps N] [--scaling] [--stock] [--threads N]');
+      console.log(USAGE);
       process.exit(0);
-    } else throw new Error(`unknown argument '${v}' (see --help)`);
+    } else throw new Error(`unknown argument '${v}' (${USAGE})`);
   }
   if (!Number.isInteger(a.steps) || a.steps < 1) throw new Error('--steps takes a positive integer (≥ 5 recommended)');
   if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 1)) throw new Error('--threads takes a positive integer');
+  if (a.batch !== undefined && (!Number.isInteger(a.batch) || a.batch < 1)) throw new Error('--batch takes a positive integer');
   return a;
 }
 
@@ -113,37 +144,65 @@ interface StepTiming {
   total: number;
 }
 
-/** Draw a batch of B real images. */
-function realBatch(ds: ImageDataset, B: number, rng: Rng): tf.Tensor4D {
+/**
+ * B real images at the size and channel count a configuration trains on:
+ * Fashion-MNIST drawn at random, resized (bilinear) to the source size that
+ * the crops are cut from and repeated over channels for RGB models. The
+ * pixels are real, so augmentation does its usual amount of work.
+ */
+function realBatch(ds: ImageDataset, B: number, rng: Rng, size: number, channels: number): tf.Tensor4D {
   const idx = Array.from({ length: B }, () => rng.randint(0, ds.n - 1));
-  return toTensor(ds, idx);
+  return tf.tidy(() => {
+    let x = toTensor(ds, idx);
+    if (x.shape[1] !== size) x = tf.image.resizeBilinear(x, [size, size]);
+    return (channels === x.shape[3] ? x : tf.tile(x, [1, 1, 1, channels])) as tf.Tensor4D;
+  });
 }
 
-/** Crops resized by bilinear interpolation when the bench image size differs from the data's 28×28. */
-function resizeTo(x: tf.Tensor4D, size: number): tf.Tensor4D {
-  return x.shape[1] === size ? x : tf.tidy(() => tf.image.resizeBilinear(x, [size, size]));
+/** The side of the images crops are cut from: 28 for 28 px models, else the global crop size scaled as 256 is to 224. */
+function sourceSize(cfg: PretrainConfig): number {
+  return cfg.crops.globalSize <= 32 ? Math.max(28, cfg.crops.globalSize) : Math.round((cfg.crops.globalSize * 256) / 224);
+}
+
+/** Kernels one call runs (ops that reach a backend kernel; reshapes and identities cost no dispatch on a GPU). */
+async function countKernels(fn: () => Promise<unknown>): Promise<number> {
+  const prof = await tf.profile(async () => {
+    await fn();
+  });
+  return prof.kernels.filter((k) => !/^(Reshape|Identity|Cast)$/.test(k.name) && !k.name.endsWith('__op') && !k.name.includes('scope')).length;
 }
 
 /** Run warm-up + timed steps of one configuration; returns per-step timings and counters. */
-function runSteps(cfg: PretrainConfig, B: number, ds: ImageDataset, warmup: number, steps: number): { timings: StepTiming[]; maxTensors: number; tensorDrift: number; losses: number[] } {
+async function runSteps(
+  cfg: PretrainConfig,
+  B: number,
+  ds: ImageDataset,
+  warmup: number,
+  steps: number,
+  syncPhases = false,
+): Promise<{ timings: StepTiming[]; maxTensors: number; tensorDrift: number; losses: number[]; kernels: { augment: number; step: number } }> {
   const model = new IBOTModel(cfg.model, cfg.seed);
   const rng = new Rng(cfg.seed + 7);
   const timings: StepTiming[] = [];
   const losses: number[] = [];
   let maxTensors = 0;
   let before = 0;
-  const size = cfg.crops.globalSize;
+  const size = sourceSize(cfg);
+  const C = cfg.model.vit.inChans;
+  const batchOpts = { multiCrop: cfg.crops, masking: cfg.masking, patchSize: cfg.model.vit.patchSize, epoch: 1 };
+  const sched = { lr: 1e-4, wd: 0.04, momentum: 0.996, epoch: 1 };
   try {
     for (let i = 0; i < warmup + steps; i++) {
       if (i === warmup) before = tf.memory().numTensors;
-      const images = resizeTo(realBatch(ds, B, rng), Math.max(28, size));
+      const images = realBatch(ds, B, rng, size, C);
+      await images.data();
       const t0 = performance.now();
-      const batch = ibotBatch(images, { multiCrop: cfg.crops, masking: cfg.masking, patchSize: cfg.model.vit.patchSize, epoch: 1 }, rng);
-      // Augmentation runs eagerly on tfjs ops; force completion before timing the model.
-      batch.global[0].dataSync();
+      const batch = ibotBatch(images, batchOpts, rng);
+      // Augmentation runs on tfjs ops; wait for it before timing the model.
+      await batch.masks.data();
+      await batch.global.data();
       const t1 = performance.now();
-      const crops: Crops = { global: batch.global, local: batch.local, masks: batch.masks };
-      const stats = model.step(crops, { lr: 1e-4, wd: 0.04, momentum: 0.996, epoch: 1 }, i);
+      const stats = await model.step(batch, sched, i, { syncPhases });
       const t2 = performance.now();
       disposeIBOTBatch(batch);
       images.dispose();
@@ -153,29 +212,42 @@ function runSteps(cfg: PretrainConfig, B: number, ds: ImageDataset, warmup: numb
         timings.push({ augment: t1 - t0, teacher: stats.ms.teacher, student: stats.ms.student, optimizer: stats.ms.optimizer, total: t2 - t0 });
       }
     }
-    return { timings, maxTensors, tensorDrift: tf.memory().numTensors - before, losses };
+    const tensorDrift = tf.memory().numTensors - before;
+    // One more step under tf.profile, outside the timings (profiling slows every kernel down).
+    const images = realBatch(ds, B, rng, size, C);
+    let batch: ReturnType<typeof ibotBatch> | undefined;
+    const augment = await countKernels(async () => {
+      batch = ibotBatch(images, batchOpts, rng);
+    });
+    const b = batch as ReturnType<typeof ibotBatch>;
+    const step = await countKernels(() => model.step(b, sched, 99));
+    disposeIBOTBatch(b);
+    images.dispose();
+    return { timings, maxTensors, tensorDrift, losses, kernels: { augment, step } };
   } finally {
     model.dispose();
   }
 }
 
-/** Images/s of teacher-backbone feature extraction ([CLS] of 28×28 images, batch B), forward only. */
-function featureThroughput(cfg: PretrainConfig, B: number, ds: ImageDataset, reps = 5): number {
+/** Images/s of teacher-backbone feature extraction ([CLS] of global-size images, batch B), forward only. */
+async function featureThroughput(cfg: PretrainConfig, B: number, ds: ImageDataset, reps = 5): Promise<number> {
   const model = new IBOTModel(cfg.model, cfg.seed);
   const rng = new Rng(3);
-  const x = realBatch(ds, B, rng);
+  const x = realBatch(ds, B, rng, cfg.crops.globalSize, cfg.model.vit.inChans);
   try {
-    const run = (): void => {
-      tf.tidy(() => {
+    const run = async (): Promise<void> => {
+      const cls = tf.tidy(() => {
         const { tokens } = model.teacher.backbone.forward(x);
-        tf.slice(tokens, [0, 0, 0], [B, 1, -1]).dataSync();
+        return tf.slice(tokens, [0, 0, 0], [B, 1, -1]);
       });
+      await cls.data();
+      cls.dispose();
     };
-    run();
+    await run();
     const ts: number[] = [];
     for (let i = 0; i < reps; i++) {
       const t0 = performance.now();
-      run();
+      await run();
       ts.push(performance.now() - t0);
     }
     return (B / median(ts)) * 1000;
@@ -193,13 +265,15 @@ function loadAverage(): number {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const started = performance.now();
-  const info = await initBackend({ quiet: true, threads: args.threads });
+  const info = await initBackend({ quiet: true, threads: args.threads, backend: args.backend });
   if (args.stock) setAutoRegisterKernels(false);
   else if (info.name === 'wasm') registerWasmKernels({ threads: args.threads });
   const kernelThreads = wasmKernelsRegistered() ? kernelsFor(tf.backend() as unknown as WasmBackendLike).parts : 0;
   const ds = loadEmbeddedFashionMnist().train;
-  const cfg = pretrainPreset('bench');
-  const B = cfg.batchSize;
+  // The benchmark's batch (default: the configuration's own, 64 for the paper's ViT-S/16 step).
+  const base = pretrainPreset(args.config);
+  const B = args.batch ?? (args.config === 'vit-s16' ? 64 : base.batchSize);
+  const cfg: PretrainConfig = { ...base, batchSize: B };
   const load0 = loadAverage();
 
   if (args.scaling) {
@@ -221,7 +295,7 @@ async function main(): Promise<void> {
         model: { ...cfg.model, vit: { ...cfg.model.vit, depth: v.depth, imgSize: v.img } },
         crops: { ...cfg.crops, globalSize: v.img, localSize: local },
       };
-      const { timings } = runSteps(c, v.batch, ds, 1, 3);
+      const { timings } = await runSteps(c, v.batch, ds, 1, 3);
       // Fastest of the timed steps: a short table on a shared machine is otherwise mostly noise.
       const ms = Math.min(...timings.map((t) => t.total - t.augment));
       const f = stepFlops(c, v.batch).total;
@@ -237,27 +311,36 @@ async function main(): Promise<void> {
   }
 
   // Peak of the plain 2-D product, before and after the steps (other processes come and go): the best of the three.
-  const peaks = [await measureMatMulPeak(512, 10), await measureMatMulPeak(1024, 5)];
-  const { timings, maxTensors, tensorDrift, losses } = runSteps(cfg, B, ds, 2, args.steps);
+  const big = info.gpu ? 4096 : 1024;
+  const peaks = [await measureMatMulPeak(big / 2, 10), await measureMatMulPeak(big, 5)];
+  const { timings, maxTensors, tensorDrift, losses, kernels } = await runSteps(cfg, B, ds, 2, args.steps, args.syncPhases);
   const flops = stepFlops(cfg, B);
   const med = (k: keyof StepTiming): number => median(timings.map((t) => t[k]));
   const modelMs = median(timings.map((t) => t.total - t.augment));
-  const featuresPerSec = featureThroughput(cfg, B, ds);
-  peaks.push(await measureMatMulPeak(1024, 5));
+  const featuresPerSec = await featureThroughput(cfg, B, ds);
+  peaks.push(await measureMatMulPeak(big, 5));
   const peak = Math.max(...peaks);
   const rssMB = process.resourceUsage().maxRSS / 1024;
+  const G = cfg.crops.globalCrops;
+  const L = cfg.crops.localCrops;
   const result = {
-    config: 'bench',
+    config: args.config,
+    crops: `${G}×${cfg.crops.globalSize}² + ${L}×${cfg.crops.localSize}²`,
     backend: describeBackend(info),
+    backendName: info.name,
+    adapter: info.adapter,
+    gpu: info.gpu,
     kernels: wasmKernelsRegistered(),
     kernelThreads,
     batch: B,
     steps: timings.length,
+    syncPhases: args.syncPhases,
     imagesPerSec: (B / med('total')) * 1000,
     imagesPerSecModelOnly: (B / modelMs) * 1000,
     /** From the fastest timed step: the best estimate of an unloaded machine when other processes share the cores. */
     bestImagesPerSec: (B / Math.min(...timings.map((t) => t.total))) * 1000,
     ms: { augment: med('augment'), teacher: med('teacher'), studentFwdBwd: med('student'), optimizer: med('optimizer'), total: med('total') },
+    kernelsPerStep: kernels,
     gflopPerStep: flops.total / 1e9,
     achievedGflops: flops.total / modelMs / 1e6,
     matMulPeakGflops: peak,
@@ -268,22 +351,33 @@ async function main(): Promise<void> {
     tensorDrift,
     finalLoss: losses[losses.length - 1],
     loadAverage: [load0, loadAverage()],
+    node: process.version,
+    date: new Date().toISOString(),
     seconds: (performance.now() - started) / 1000,
   };
   if (!Number.isFinite(result.finalLoss)) throw new Error(`the training loss is not finite (${result.finalLoss}): the step is broken`);
+  if (args.out) {
+    fs.mkdirSync(path.dirname(args.out), { recursive: true });
+    fs.writeFileSync(args.out, JSON.stringify(result, null, 1) + '\n');
+  }
   if (args.json) {
     console.log(JSON.stringify(result));
     return;
   }
   const f1 = (x: number): string => x.toFixed(1);
-  console.log(`iBOT training step, bench config (batch ${B}, 2×28² global + 4×12² local crops) — ${result.backend}`);
-  console.log(`  our wasm kernels: ${result.kernels ? `on (${kernelThreads} thread${kernelThreads === 1 ? '' : 's'})` : 'off (stock tfjs kernels)'}`);
+  console.log(`iBOT training step, ${args.config} config (batch ${B}, ${result.crops} crops) — ${result.backend}`);
+  if (info.name === 'wasm') console.log(`  our wasm kernels: ${result.kernels ? `on (${kernelThreads} thread${kernelThreads === 1 ? '' : 's'})` : 'off (stock tfjs kernels)'}`);
   console.log(`  images/s (full step, median of ${result.steps}): ${f1(result.imagesPerSec)}   (model only: ${f1(result.imagesPerSecModelOnly)}; fastest step: ${f1(result.bestImagesPerSec)})`);
-  console.log(`  ms/step: augment ${f1(result.ms.augment)} | teacher ${f1(result.ms.teacher)} | student fwd+bwd ${f1(result.ms.studentFwdBwd)} | optimizer+EMA ${f1(result.ms.optimizer)} | total ${f1(result.ms.total)}`);
+  console.log(
+    `  ms/step: augment ${f1(result.ms.augment)} | teacher ${f1(result.ms.teacher)} | student fwd+bwd ${f1(result.ms.studentFwdBwd)} | optimizer+EMA ${f1(result.ms.optimizer)} | total ${f1(result.ms.total)}` +
+      (info.name === 'webgpu' || info.name === 'tensorflow' ? (args.syncPhases ? '  (device time per phase)' : '  (host time: pass --sync-phases for device time per phase)') : ''),
+  );
+  console.log(`  kernels per step: augmentation ${kernels.augment}, model step ${kernels.step}`);
   console.log(`  ${result.gflopPerStep.toFixed(1)} GFLOP/step → ${f1(result.achievedGflops)} GFLOP/s achieved (model only) = ${(100 * result.peakFraction).toFixed(0)}% of the 2-D matMul peak ${f1(peak)} GFLOP/s`);
   console.log(`  feature extraction (teacher backbone, forward only): ${f1(featuresPerSec)} images/s`);
   console.log(`  peak RSS ${rssMB.toFixed(0)} MB, max live tensors ${maxTensors} (drift over timed steps: ${tensorDrift})`);
   console.log(`  load average ${load0.toFixed(2)} → ${loadAverage().toFixed(2)} (other processes on the cores inflate every number); ${result.seconds.toFixed(0)} s`);
+  if (args.out) console.log(`  saved ${args.out}`);
 }
 
 main().catch((e) => {

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
       const { cls } = VisionTransformer.split(vit.forward(x, { training: true }).tokens);
       return tf.sum(tf.mul(cls, r)) as tf.Scalar;
     }, vars);
-    value.dataSync();
+    await value.data();
     tf.dispose([value, ...Object.values(grads)]);
     if (i >= 2) times.push(performance.now() - t0);
   }

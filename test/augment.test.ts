@@ -27,7 +27,7 @@ import {
   viewConfigs,
 } from '../src/augment/multicrop';
 import { maskingConfig } from '../src/augment/masking';
-import { disposeIBOTBatch, ibotBatch } from '../src/augment/batch';
+import { batchViews, disposeIBOTBatch, ibotBatch } from '../src/augment/batch';
 
 before(async () => {
   require('@tensorflow/tfjs-backend-wasm');
@@ -63,7 +63,7 @@ function plainView(size: number, over: Partial<ViewConfig> = {}): ViewConfig {
   };
 }
 
-test('crop boxes follow torchvision RandomResizedCrop: in bounds, area and aspect in range, fallback', () => {
+test('crop boxes follow torchvision RandomResizedCrop: in bounds, area and aspect in range, fallback', async () => {
   const rng = new Rng(1);
   for (let t = 0; t < 2000; t++) {
     const b = sampleCropBox(60, 80, [0.25, 1], [3 / 4, 4 / 3], rng);
@@ -89,7 +89,7 @@ test('crop boxes follow torchvision RandomResizedCrop: in bounds, area and aspec
   assert.deepEqual(sampleCropBox(9, 9, [2, 3], [3 / 4, 4 / 3], rng), { top: 0, left: 0, height: 9, width: 9 });
 });
 
-test('full-image crop equals half-pixel bilinear resize, and is the identity at the same size', () => {
+test('full-image crop equals half-pixel bilinear resize, and is the identity at the same size', async () => {
   const x = tf.randomUniform([3, 10, 10, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
   const full: CropBox[] = [0, 1, 2].map(() => ({ top: 0, left: 0, height: 10, width: 10, flip: false }));
   const same = resizedCrops(x, full, 10);
@@ -103,7 +103,7 @@ test('full-image crop equals half-pixel bilinear resize, and is the identity at 
   tf.dispose([x, same]);
 });
 
-test('crop hand-checks: an integer window, and upsampling with clamped edges', () => {
+test('crop hand-checks: an integer window, and upsampling with clamped edges', async () => {
   // 4x4 image with value 10*row + col; a 2x2 window at (1, 1) at size 2 is copied exactly.
   const vals = Array.from({ length: 16 }, (_, i) => 10 * Math.floor(i / 4) + (i % 4));
   const img = tf.tensor4d(vals, [1, 4, 4, 1]);
@@ -118,7 +118,7 @@ test('crop hand-checks: an integer window, and upsampling with clamped edges', (
   tf.dispose([img, win, small, up]);
 });
 
-test('flip really mirrors the crop (tf.reverse along width)', () => {
+test('flip really mirrors the crop (tf.reverse along width)', async () => {
   const x = tf.randomUniform([2, 12, 9, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
   const boxes: CropBox[] = [
     { top: 2, left: 1, height: 7, width: 6, flip: false },
@@ -131,7 +131,7 @@ test('flip really mirrors the crop (tf.reverse along width)', () => {
   tf.dispose([x, plain, flipped, ref]);
 });
 
-test('brightness, contrast and saturation hand-checked (torchvision blends, clamped)', () => {
+test('brightness, contrast and saturation hand-checked (torchvision blends, clamped)', async () => {
   const x = tf.tensor4d([0.5, 0.8, 0.2, 0.4], [1, 2, 2, 1]);
   close(data(adjustBrightness(x, [1.5])), [0.75, 1, 0.3, 0.6], 1e-6, 'brightness');
   // mean 0.475; 2*x - 0.475, clamped
@@ -185,7 +185,7 @@ function refHue(r: number, g: number, b: number, shift: number): [number, number
   }
 }
 
-test('hue rotation: primaries, grey, and random pixels against colorsys', () => {
+test('hue rotation: primaries, grey, and random pixels against colorsys', async () => {
   const red = tf.tensor4d([1, 0, 0, 0.5, 0.5, 0.5], [1, 1, 2, 3]);
   close(data(adjustHue(red, [1 / 3])), [0, 1, 0, 0.5, 0.5, 0.5], 1e-5, 'red -> green');
   close(data(adjustHue(red, [-1 / 3])), [0, 0, 1, 0.5, 0.5, 0.5], 1e-5, 'red -> blue');
@@ -207,7 +207,7 @@ test('hue rotation: primaries, grey, and random pixels against colorsys', () => 
   tf.dispose([red, img, gray]);
 });
 
-test('gaussian blur: constant images stay constant, a delta spreads with variance sigma^2', () => {
+test('gaussian blur: constant images stay constant, a delta spreads with variance sigma^2', async () => {
   const c = tf.fill([2, 9, 11, 3], 0.37) as tf.Tensor4D;
   close(data(gaussianBlur(c, [0.5, 2])), new Array(2 * 9 * 11 * 3).fill(0.37), 1e-6, 'constant');
   // delta in the middle of a 21x21 image, sigma 1, kernel truncated at 3 sigma:
@@ -241,7 +241,7 @@ test('gaussian blur: constant images stay constant, a delta spreads with varianc
   tf.dispose([c, delta, x, mixed]);
 });
 
-test('solarize inverts values at or above the threshold', () => {
+test('solarize inverts values at or above the threshold', async () => {
   const x = tf.tensor4d([0.2, 0.49, 0.5, 0.51, 0.7, 1.0], [1, 1, 6, 1]);
   close(data(solarize(x)), [0.2, 0.49, 0.5, 0.49, 0.3, 0.0], 1e-6, 'solarize');
   close(data(solarize(x, 0.75)), [0.2, 0.49, 0.5, 0.51, 0.7, 0.0], 1e-6, 'solarize 0.75');
@@ -277,7 +277,7 @@ function sequentialReference(images: tf.Tensor4D, plan: ViewPlan, view: ViewConf
   });
 }
 
-test('batched plan application equals per-image sequential application (RGB and grayscale)', () => {
+test('batched plan application equals per-image sequential application (RGB and grayscale)', async () => {
   const rng = new Rng(12);
   for (const C of [3, 1]) {
     const x = tf.randomUniform([12, 20, 16, C], 0, 1, 'float32', 6 + C) as tf.Tensor4D;
@@ -300,7 +300,7 @@ test('batched plan application equals per-image sequential application (RGB and 
   }
 });
 
-test('grayscale input: saturation and hue leave the crop unchanged', () => {
+test('grayscale input: saturation and hue leave the crop unchanged', async () => {
   const x = tf.randomUniform([2, 8, 8, 1], 0, 1, 'float32', 13) as tf.Tensor4D;
   const boxes: CropBox[] = [0, 1].map(() => ({ top: 1, left: 0, height: 6, width: 7, flip: false }));
   const plan: ViewPlan = {
@@ -316,7 +316,7 @@ test('grayscale input: saturation and hue leave the crop unchanged', () => {
   tf.dispose([x, out, crop]);
 });
 
-test('sampled plans follow the configured probabilities', () => {
+test('sampled plans follow the configured probabilities', async () => {
   const rng = new Rng(21);
   const view = viewConfigs(multiCropConfig()).global[1]; // blur 0.1, solarize 0.2
   const n = 6000;
@@ -343,7 +343,7 @@ test('sampled plans follow the configured probabilities', () => {
   for (const f of first) within(f / jittered.length, 0.25, 'order');
 });
 
-test('view settings follow DataAugmentationiBOT: blur 1 / 0.1 / 0.5, solarize only on later globals', () => {
+test('view settings follow DataAugmentationiBOT: blur 1 / 0.1 / 0.5, solarize only on later globals', async () => {
   const v = viewConfigs(multiCropConfig({ globalCrops: 3, localCrops: 2 }));
   assert.deepEqual(v.global.map((g) => [g.size, g.blurProb, g.solarizeProb]), [
     [224, 1, 0],
@@ -358,7 +358,7 @@ test('view settings follow DataAugmentationiBOT: blur 1 / 0.1 / 0.5, solarize on
   assert.deepEqual(DEFAULT_MULTICROP.localScale, [0.05, 0.25]);
 });
 
-test('multiCrop: shapes, [0, 1] range before normalisation, normalisation, determinism, no leaks', () => {
+test('multiCrop: shapes, [0, 1] range before normalisation, normalisation, determinism, no leaks', async () => {
   const gray = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 14) as tf.Tensor4D;
   const rgb = tf.randomUniform([3, 32, 32, 3], 0, 1, 'float32', 15) as tf.Tensor4D;
   for (const [imgs, preset, g, l, C] of [
@@ -400,7 +400,7 @@ test('multiCrop: shapes, [0, 1] range before normalisation, normalisation, deter
   tf.dispose([gray, rgb]);
 });
 
-test('augmentView advances the rng like sampleViewPlan and rejects bad input clearly', () => {
+test('augmentView advances the rng like sampleViewPlan and rejects bad input clearly', async () => {
   const x = tf.randomUniform([2, 16, 16, 3], 0, 1, 'float32', 16) as tf.Tensor4D;
   const view = viewConfigs(multiCropPreset('rgb32')).local[0];
   const r1 = new Rng(3);
@@ -418,20 +418,25 @@ test('augmentView advances the rng like sampleViewPlan and rejects bad input cle
   tf.dispose([x, out, ref, ints]);
 });
 
-test('ibotBatch: views plus one [B, N] mask per global view, nothing leaked', () => {
+test('ibotBatch: views plus one [B, N] mask per global view, nothing leaked', async () => {
   const x = tf.randomUniform([3, 28, 28, 1], 0, 1, 'float32', 17) as tf.Tensor4D;
   const opts = { multiCrop: multiCropPreset('gray28', { localCrops: 2 }), masking: maskingConfig(), patchSize: 4 };
   const before = tf.memory().numTensors;
   const b = ibotBatch(x, opts, new Rng(4));
-  assert.equal(b.global.length, 2);
-  assert.equal(b.local.length, 2);
-  assert.equal(b.masks.length, 2);
-  b.masks.forEach((m, i) => {
-    assert.deepEqual(m.shape, [3, 49]);
-    assert.deepEqual(Array.from(m.dataSync()), b.maskArrays[i].flatMap((a) => Array.from(a)));
-  });
+  // Views and masks stacked crop-major: rows 0–2 are view 0 of images 0–2, rows 3–5 view 1.
+  assert.deepEqual(b.global.shape, [6, 28, 28, 1]);
+  assert.deepEqual(b.local?.shape, [6, 12, 12, 1]);
+  assert.deepEqual([b.numGlobal, b.numLocal], [2, 2]);
+  assert.deepEqual(b.masks.shape, [6, 49]);
+  assert.deepEqual(Array.from(b.masks.dataSync()), b.maskArrays.flat().flatMap((a) => Array.from(a)));
+  // The stack holds exactly what multiCrop gives view by view from the same rng state.
+  const views = multiCrop(x, opts.multiCrop, new Rng(4));
+  const split = batchViews(b);
+  [...views.global, ...views.local].forEach((v, i) => assert.deepEqual(Array.from([...split.global, ...split.local][i].dataSync()), Array.from(v.dataSync())));
+  disposeViews(views);
+  disposeViews(split);
   const late = ibotBatch(x, { ...opts, masking: maskingConfig({ predStartEpoch: 2 }), epoch: 1 }, new Rng(4));
-  for (const m of late.masks) assert.ok(m.dataSync().every((v) => v === 0));
+  assert.ok(late.masks.dataSync().every((v) => v === 0));
   disposeIBOTBatch(b);
   disposeIBOTBatch(late);
   assert.equal(tf.memory().numTensors, before);

@@ -64,7 +64,7 @@ async function backToWasm(): Promise<BackendInfo> {
 }
 
 describe('backend selection (auto)', () => {
-  it('skips absent tfjs-node packages and disabled webgpu with reasons, then picks wasm with SIMD and threads', async () => {
+  it('skips absent tfjs-node and webgpu packages with reasons, then picks wasm with SIMD and threads', async () => {
     const host = fakeHost();
     const info = await selectBackend({ quiet: true }, host);
     assert.equal(info.name, 'wasm');
@@ -79,7 +79,7 @@ describe('backend selection (auto)', () => {
     assert.deepEqual(info.reasons, [
       `tensorflow: ${TFJS_NODE_GPU} skipped (no CUDA GPU visible)`,
       `tensorflow: ${TFJS_NODE} is not installed`,
-      'webgpu: not enabled (pass allowWebgpu: true or set IBOTLAB_WEBGPU=1)',
+      `webgpu: ${TFJS_WEBGPU} and ${WEBGPU_DAWN} not installed`,
     ]);
     assert.deepEqual(host.warnings, [], 'quiet: no info line');
   });
@@ -100,14 +100,14 @@ describe('backend selection (auto)', () => {
     assert.match(info.reasons[1], new RegExp(`install @tensorflow/tfjs-node@${tf.version_core.replace(/\./g, '\\.')}`));
   });
 
-  it('records why webgpu was skipped when it is allowed but not installed (option or IBOTLAB_WEBGPU=1)', async () => {
+  it('keeps auto off webgpu when it is turned off (option or IBOTLAB_WEBGPU=0), and says so', async () => {
     for (const [opts, env] of [
-      [{ allowWebgpu: true }, {}],
-      [{}, { IBOTLAB_WEBGPU: '1' }],
+      [{ allowWebgpu: false }, {}],
+      [{}, { IBOTLAB_WEBGPU: '0' }],
     ] as const) {
       const info = await selectBackend({ ...opts, quiet: true }, fakeHost({ env }));
       assert.equal(info.name, 'wasm');
-      assert.equal(info.reasons[2], `webgpu: ${TFJS_WEBGPU} and ${WEBGPU_DAWN} not installed`);
+      assert.equal(info.reasons[2], 'webgpu: turned off (allowWebgpu: false or IBOTLAB_WEBGPU=0)');
     }
   });
 
@@ -159,11 +159,23 @@ async function withGlobalsRestored(fn: () => Promise<void>): Promise<void> {
 }
 
 describe('webgpu detection (with a stand-in for the webgpu package)', () => {
-  it('sets navigator.gpu and the globals, and records a missing adapter', () =>
+  it('records a missing adapter and leaves navigator.gpu and the globals alone', () =>
     withGlobalsRestored(async () => {
       const info = await selectBackend({ allowWebgpu: true, quiet: true }, fakeHost({ fake: fakeDawn(null) }));
       assert.equal(info.name, 'wasm');
       assert.match(info.reasons[2], /^webgpu: no WebGPU adapter \(is a Vulkan loader and driver installed\?\)$/);
+      const g = globalThis as { navigator?: { gpu?: { requestAdapter?: unknown } }; GPUBufferUsage?: unknown };
+      assert.equal(g.navigator?.gpu, undefined);
+      assert.equal(g.GPUBufferUsage, undefined);
+    }));
+
+  it('a hardware adapter becomes navigator.gpu, with the globals, before the backend loads', () =>
+    withGlobalsRestored(async () => {
+      const adapter = { info: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' } };
+      // The stand-in backend package registers nothing, so selection stops there; the globals are in place by then.
+      const info = await selectBackend({ quiet: true }, fakeHost({ fake: fakeDawn(adapter) }));
+      assert.equal(info.name, 'wasm');
+      assert.match(info.reasons[2], /webgpu: @tensorflow\/tfjs-backend-webgpu registered with another copy/);
       const g = globalThis as { navigator?: { gpu?: { requestAdapter?: unknown } }; GPUBufferUsage?: unknown };
       assert.equal(typeof g.navigator?.gpu?.requestAdapter, 'function');
       assert.deepEqual(g.GPUBufferUsage, { MAP_READ: 1 });
@@ -300,7 +312,7 @@ describe('repeated and concurrent initialisation', () => {
 });
 
 describe('detection helpers', () => {
-  it('tryLoad tells "not installed" from "installed but broken"', () => {
+  it('tryLoad tells "not installed" from "installed but broken"', async () => {
     const real = tryLoad(nodeHost(), '@ibotlab/certainly-not-installed');
     assert.deepEqual(real.ok ? 'loaded' : real.missing, true);
     // A package whose own dependency (e.g. the native binding) is missing is broken, not absent.
@@ -312,7 +324,7 @@ describe('detection helpers', () => {
     assert.equal(isResolvable(nodeHost(), '@ibotlab/certainly-not-installed'), false);
   });
 
-  it('cudaGpuVisible honours CUDA_VISIBLE_DEVICES and the driver files', () => {
+  it('cudaGpuVisible honours CUDA_VISIBLE_DEVICES and the driver files', async () => {
     const gpus = () => ['0000:00:1e.0'];
     const none = () => {
       throw notFound('/proc/driver/nvidia/gpus');
@@ -324,7 +336,7 @@ describe('detection helpers', () => {
     assert.equal(cudaGpuVisible({}, none, () => false), false);
   });
 
-  it('describeBackend gives one line per backend kind', () => {
+  it('describeBackend gives one line per backend kind', async () => {
     const base = { reasons: [] as string[], simd: true, gpu: false };
     assert.equal(describeBackend({ ...base, name: 'wasm', package: TFJS_WASM, threads: 2 }), 'wasm (SIMD, 2 threads)');
     assert.equal(

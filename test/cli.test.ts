@@ -57,14 +57,14 @@ describe('ibotlab pretrain (CLI)', () => {
     assert.ok(fs.existsSync(path.join(b, 'teacher_backbone.safetensors')));
   });
 
-  it('a missing dataset fails with the places looked and how to get it', () => {
+  it('a missing dataset fails with the places looked and how to get it', async () => {
     const r = runSync(['pretrain', '--dataset', 'cifar10', '--data-path', path.join(tmp('none'), 'nothing-here'), '--out', tmp('x')]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /cifar10/);
     assert.match(r.stderr, /fetch\.sh|download|data-path|path/i);
   });
 
-  it('an unknown preset or a bad number is a clear error', () => {
+  it('an unknown preset or a bad number is a clear error', async () => {
     const r1 = runSync(['pretrain', '--preset', 'nope', '--out', tmp('y')]);
     assert.equal(r1.status, 1);
     assert.match(r1.stderr, /unknown preset 'nope'.*fashion-mnist/);

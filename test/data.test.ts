@@ -80,7 +80,7 @@ function range(n: number): number[] {
 }
 
 describe('embedded Fashion-MNIST files', () => {
-  test('decode to exactly the published official t10k content', () => {
+  test('decode to exactly the published official t10k content', async () => {
     const img = readIdxImages(T10K_IMAGES);
     assert.equal(img.n, 10000);
     assert.equal(img.height, 28);
@@ -92,7 +92,7 @@ describe('embedded Fashion-MNIST files', () => {
     assert.equal(sha256(be32(0x801, 10000), Uint8Array.from(labels)), SHA256_T10K_LABELS);
   });
 
-  test('10000 images, 28x28x1, labels 0..9 with 1000 each, known first labels', () => {
+  test('10000 images, 28x28x1, labels 0..9 with 1000 each, known first labels', async () => {
     const ds = readIdxDataset({ imagesPath: T10K_IMAGES, labelsPath: T10K_LABELS, name: 't10k' });
     assert.equal(ds.n, 10000);
     assert.deepEqual([ds.height, ds.width, ds.channels, ds.numClasses], [28, 28, 1, 10]);
@@ -101,7 +101,7 @@ describe('embedded Fashion-MNIST files', () => {
     assert.deepEqual(Array.from(ds.labels.subarray(0, 10)), [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]);
   });
 
-  test('loadEmbeddedFashionMnist: seeded class-balanced 8000/2000 split covering every image once', () => {
+  test('loadEmbeddedFashionMnist: seeded class-balanced 8000/2000 split covering every image once', async () => {
     const { train, test: te } = loadEmbeddedFashionMnist();
     assert.equal(train.n, 8000);
     assert.equal(te.n, 2000);
@@ -145,13 +145,13 @@ describe('embedded Fashion-MNIST files', () => {
 describe('IDX errors', () => {
   const labelsRaw = (): Buffer => gunzipSync(readFileSync(T10K_LABELS));
 
-  test('raw (not gzipped) IDX files read the same as gzipped ones', () => {
+  test('raw (not gzipped) IDX files read the same as gzipped ones', async () => {
     const p = join(tmp, 'raw-labels-idx1-ubyte');
     writeFileSync(p, labelsRaw());
     assert.deepEqual(readIdxLabels(p), readIdxLabels(T10K_LABELS));
   });
 
-  test('truncated payload names the file and the expected length', () => {
+  test('truncated payload names the file and the expected length', async () => {
     const p = join(tmp, 'trunc-labels-idx1-ubyte.gz');
     writeFileSync(p, gzipSync(labelsRaw().subarray(0, 5000)));
     assert.throws(() => readIdxLabels(p), (e: Error) => {
@@ -164,20 +164,20 @@ describe('IDX errors', () => {
     });
   });
 
-  test('truncated gzip stream', () => {
+  test('truncated gzip stream', async () => {
     const p = join(tmp, 'cut.gz');
     const gz = readFileSync(T10K_LABELS);
     writeFileSync(p, gz.subarray(0, gz.length >> 1));
     assert.throws(() => readIdxLabels(p), /cut\.gz: starts like a gzip file \(1f 8b\) but could not be decompressed/);
   });
 
-  test('truncated header', () => {
+  test('truncated header', async () => {
     const p = join(tmp, 'short-images.gz');
     writeFileSync(p, gzipSync(Buffer.from([0, 0, 8, 3, 0, 0])));
     assert.throws(() => readIdxImages(p), /short-images\.gz: truncated IDX image file: header needs 16 bytes but the file has 6/);
   });
 
-  test('wrong magic: images passed as labels says which file is which', () => {
+  test('wrong magic: images passed as labels says which file is which', async () => {
     assert.throws(() => readIdxLabels(T10K_IMAGES), (e: Error) => {
       assert.match(e.message, /t10k-images-idx3-ubyte\.gz: not an IDX label file/);
       assert.match(e.message, /expected magic number 0x00000801/);
@@ -187,7 +187,7 @@ describe('IDX errors', () => {
     });
   });
 
-  test('garbage that is neither gzip nor IDX', () => {
+  test('garbage that is neither gzip nor IDX', async () => {
     const p = join(tmp, 'garbage.gz');
     writeFileSync(p, Buffer.from('<html>404 Not Found</html>'));
     assert.throws(() => readIdxImages(p), (e: Error) => {
@@ -198,12 +198,12 @@ describe('IDX errors', () => {
     });
   });
 
-  test('trailing bytes are rejected', () => {
+  test('trailing bytes are rejected', async () => {
     const p = writeIdx('long-labels', 0x801, [3], Uint8Array.from([1, 2, 3, 4]));
     assert.throws(() => readIdxLabels(p), /long-labels: IDX label file has 1 unexpected trailing bytes/);
   });
 
-  test('image/label count mismatch', () => {
+  test('image/label count mismatch', async () => {
     const lp = writeIdx('fifty-labels.gz', 0x801, [50], new Uint8Array(50));
     assert.throws(
       () => readIdxDataset({ imagesPath: T10K_IMAGES, labelsPath: lp, name: 'x' }),
@@ -211,16 +211,16 @@ describe('IDX errors', () => {
     );
   });
 
-  test('label out of range', () => {
+  test('label out of range', async () => {
     const lp = writeIdx('bad-label.gz', 0x801, [4], Uint8Array.from([0, 9, 10, 1]));
     assert.throws(() => readIdxLabels(lp, 10), /bad-label\.gz: label 10 at index 2 is out of range: expected 0\.\.9/);
   });
 
-  test('missing file', () => {
+  test('missing file', async () => {
     assert.throws(() => readIdxLabels(join(tmp, 'nope.gz')), /File not found: .*nope\.gz/);
   });
 
-  test('small synthetic IDX pair decodes pixel-exactly', () => {
+  test('small synthetic IDX pair decodes pixel-exactly', async () => {
     const pix = Uint8Array.from(range(2 * 2 * 3), (i) => i * 10);
     const ip = writeIdx('s-images.gz', 0x803, [2, 2, 3], pix);
     const lp = writeIdx('s-labels', 0x801, [2], Uint8Array.from([3, 1]), false);
@@ -232,7 +232,7 @@ describe('IDX errors', () => {
 });
 
 describe('dataset lookup', () => {
-  test('search order: root, package datasets/, cwd datasets/, Debian; no duplicates', () => {
+  test('search order: root, package datasets/, cwd datasets/, Debian; no duplicates', async () => {
     const paths = datasetSearchPaths('mnist', { root: tmp });
     assert.equal(paths[0], join(tmp, 'mnist'));
     assert.equal(paths[1], join(packageRoot(), 'datasets', 'mnist'));
@@ -242,7 +242,7 @@ describe('dataset lookup', () => {
     assert.deepEqual(datasetSearchPaths('mnist', { path: tmp, root: '/elsewhere' }), [tmp]);
   });
 
-  test('package root is found from source and build layouts', () => {
+  test('package root is found from source and build layouts', async () => {
     const pj = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { name: string };
     assert.equal(pj.name, 'ibotlab');
   });
@@ -298,7 +298,7 @@ describe('CIFAR-10 binary reader', () => {
     writeFileSync(join(dir, 'batches.meta.txt'), 'a0\na1\na2\na3\na4\na5\na6\na7\na8\na9\n\n');
   });
 
-  test('CHW records become NHWC', () => {
+  test('CHW records become NHWC', async () => {
     const b = readCifar10Batch(join(dir, 'data_batch_2.bin'));
     assert.equal(b.n, 2);
     assert.deepEqual(Array.from(b.labels), [2, 7]);
@@ -318,14 +318,14 @@ describe('CIFAR-10 binary reader', () => {
     assert.equal(te.labels[0], 7);
   });
 
-  test('without batches.meta.txt the standard class names are used', () => {
+  test('without batches.meta.txt the standard class names are used', async () => {
     const d = join(tmp, 'cifar-nometa');
     mkdirSync(d, { recursive: true });
     writeFileSync(join(d, 'test_batch.bin'), cifarRecord(0, 1));
     assert.deepEqual(readCifar10(d, 'test').classNames, CIFAR10_CLASSES);
   });
 
-  test('wrong size, bad label, missing batch', () => {
+  test('wrong size, bad label, missing batch', async () => {
     const d = join(tmp, 'cifar-bad');
     mkdirSync(d, { recursive: true });
     writeFileSync(join(d, 'test_batch.bin'), Buffer.concat([cifarRecord(1, 1), Buffer.alloc(100)]));
@@ -408,7 +408,7 @@ describe('image folder reader', () => {
 describe('label subsets, splits and batches', () => {
   const embeddedTrainLabels = (): Int32Array => loadEmbeddedFashionMnist().train.labels;
 
-  test('1% and 10% of the 8000-image train split: 8 and 80 per class', () => {
+  test('1% and 10% of the 8000-image train split: 8 and 80 per class', async () => {
     const labels = embeddedTrainLabels();
     for (const [fraction, per] of [[0.01, 8], [0.1, 80]]) {
       const idx = labelSubset(labels, { fraction }, 42, 10);
@@ -418,13 +418,13 @@ describe('label subsets, splits and batches', () => {
     }
   });
 
-  test('60000 balanced labels: 60 / 600 per class (Fashion-MNIST train sizes)', () => {
+  test('60000 balanced labels: 60 / 600 per class (Fashion-MNIST train sizes)', async () => {
     const labels = Int32Array.from(range(60000), (i) => i % 10);
     assert.equal(labelSubset(labels, { fraction: 0.01 }, 0).length, 600);
     assert.equal(labelSubset(labels, { fraction: 0.1 }, 0).length, 6000);
   });
 
-  test('reproducible by seed, different across seeds, 1% nested in 10%', () => {
+  test('reproducible by seed, different across seeds, 1% nested in 10%', async () => {
     const labels = embeddedTrainLabels();
     const a = labelSubset(labels, { fraction: 0.01 }, 7);
     assert.deepEqual(labelSubset(labels, { fraction: 0.01 }, 7), a);
@@ -434,7 +434,7 @@ describe('label subsets, splits and batches', () => {
     assert.deepEqual(labelSubset(labels, { perClass: 8 }, 7), a);
   });
 
-  test('rounding: perClass = max(1, round(fraction * N / K)); too few examples is an error', () => {
+  test('rounding: perClass = max(1, round(fraction * N / K)); too few examples is an error', async () => {
     // N=1000, K=3: 0.01*1000/3 = 3.33 -> 3; 0.005*1000/3 = 1.67 -> 2; 0.0001 -> 0.03 -> 1.
     const labels = Int32Array.from(range(1000), (i) => i % 3);
     assert.equal(labelSubset(labels, { fraction: 0.01 }, 1).length, 9);
@@ -445,7 +445,7 @@ describe('label subsets, splits and batches', () => {
     assert.throws(() => labelSubset(skewed, { fraction: 0 }, 0), /fraction must be in \(0, 1\]/);
   });
 
-  test('stratifiedSplit rounds per class and partitions the indices', () => {
+  test('stratifiedSplit rounds per class and partitions the indices', async () => {
     // Class sizes 5 and 3 at 0.3: round(1.5)=2 and round(0.9)=1 held out.
     const labels = [0, 1, 0, 0, 1, 0, 1, 0];
     const s = stratifiedSplit(labels, 0.3, new Rng(3));
@@ -453,7 +453,7 @@ describe('label subsets, splits and batches', () => {
     assert.deepEqual([...s.train, ...s.test].sort((a, b) => a - b), range(8));
   });
 
-  test('split + subset copy images and labels consistently', () => {
+  test('split + subset copy images and labels consistently', async () => {
     const ds: ImageDataset = {
       name: 'toy',
       images: Uint8Array.from(range(6 * 2), (i) => i),
@@ -474,14 +474,14 @@ describe('label subsets, splits and batches', () => {
     assert.throws(() => subset(ds, [6]), /index 6 .* out of range/);
   });
 
-  test('assertDataset accepts readers\' output and rejects inconsistent shapes', () => {
+  test('assertDataset accepts readers\' output and rejects inconsistent shapes', async () => {
     const { test: te } = loadEmbeddedFashionMnist();
     assertDataset(te);
     assert.throws(() => assertDataset({ ...te, n: te.n + 1 }), /images has 1568000 bytes but n\*height\*width\*channels = 2001\*28\*28\*1 = 1568784/);
     assert.throws(() => assertDataset({ ...te, numClasses: 9 }), /label 9 at index \d+ is outside \[0, 9\)/);
   });
 
-  test('batches: each index once per epoch, dropLast, seeded order', () => {
+  test('batches: each index once per epoch, dropLast, seeded order', async () => {
     const all = [...batches(10, 3, new Rng(5))];
     assert.deepEqual(all.map((b) => b.length), [3, 3, 3, 1]);
     assert.deepEqual(all.flatMap((b) => Array.from(b)).sort((a, b) => a - b), range(10));
@@ -503,7 +503,7 @@ describe('toTensor', () => {
     await tf.setBackend('wasm');
   });
 
-  test('float32 NHWC in [0,1], picked by indices, no leaked tensors', () => {
+  test('float32 NHWC in [0,1], picked by indices, no leaked tensors', async () => {
     const ds: ImageDataset = {
       name: 'toy',
       images: Uint8Array.from([0, 255, 51, 102, 0, 0, 10, 20, 30, 40, 50, 60]),

@@ -58,7 +58,7 @@ test('a checkpoint and its architecture at random init: features cached in the r
   const run = path.join(dir, 'run');
   const cfg = pretrainPreset('fashion-mnist', { epochs: 1 });
   const model = new IBOTModel(cfg.model, 5);
-  saveCheckpoint(run, model, { config: cfg, step: 0, totalSteps: 1, itersPerEpoch: 1, rng: [1, 2, 3, 4], elapsedSec: 0 });
+  await saveCheckpoint(run, model, { config: cfg, step: 0, totalSteps: 1, itersPerEpoch: 1, rng: [1, 2, 3, 4], elapsedSec: 0 });
   model.dispose();
   const n0 = tf.memory().numTensors;
   const base = { checkpoint: run, dataset: 'fashion-mnist-embedded', protocol: 'knn,cluster', preset: 'fashion-mnist', json: false, perClass: { train: 10, test: 5 }, cacheDir: path.join(dir, 'cache'), ...quiet };

@@ -10,7 +10,7 @@ before(async () => {
   await setup();
 });
 
-test('matched confusion matrix: rows are true classes, columns the cluster matched to each class', () => {
+test('matched confusion matrix: rows are true classes, columns the cluster matched to each class', async () => {
   // Cluster 5 holds two of class 0, cluster 7 one of class 0 and all three of class 1 → 5↔0, 7↔1.
   const r = evaluateClusters([0, 0, 0, 1, 1, 1], [5, 5, 7, 7, 7, 7], 'kmeans');
   assert.deepEqual(r.confusion, [
@@ -32,7 +32,7 @@ test('matched confusion matrix: rows are true classes, columns the cluster match
   ]);
 });
 
-test('relabelling the clusters changes no metric and permutes nothing in the matched confusion matrix', () => {
+test('relabelling the clusters changes no metric and permutes nothing in the matched confusion matrix', async () => {
   const rng = new Rng(3);
   const labels = Array.from({ length: 300 }, (_, i) => i % 5);
   const clusters = labels.map((y) => (rng.random() < 0.7 ? y : rng.randint(0, 4)));
@@ -50,14 +50,14 @@ test('relabelling the clusters changes no metric and permutes nothing in the mat
   assert.ok(a.metrics.acc > 0.7);
 });
 
-test('k-means on well-separated blobs recovers the classes (NMI = ARI = ACC = 1)', () => {
+test('k-means on well-separated blobs recovers the classes (NMI = ARI = ACC = 1)', async () => {
   const rng = new Rng(1);
   const K = 4;
   const centres = Array.from({ length: K }, () => Array.from({ length: 6 }, () => rng.normal()));
   const labels = Int32Array.from({ length: 200 }, (_, i) => (i * 7) % K);
   const x = tf.tensor2d(Array.from(labels, (c) => centres[c].map((v) => 10 * v + 0.1 * rng.normal())));
   const n0 = tf.memory().numTensors;
-  const r = kmeansClustering(x, labels, { seed: 0, normalize: false });
+  const r = await kmeansClustering(x, labels, { seed: 0, normalize: false });
   assert.equal(tf.memory().numTensors, n0);
   assert.ok(Math.abs(r.metrics.nmi - 1) < 1e-12);
   assert.ok(Math.abs(r.metrics.ari - 1) < 1e-12);
@@ -77,7 +77,7 @@ function axisHead(dim: number, outDim: number): IBOTHead {
   return head;
 }
 
-test('head-argmax clustering assigns each [CLS] to its prototype (official unsup_cls)', () => {
+test('head-argmax clustering assigns each [CLS] to its prototype (official unsup_cls)', async () => {
   const rng = new Rng(2);
   const dim = 5;
   const head = axisHead(dim, dim);
@@ -85,14 +85,14 @@ test('head-argmax clustering assigns each [CLS] to its prototype (official unsup
   // Features near the class's axis, positive on it: argmax must be the class index.
   const cls = tf.tensor2d(Array.from(labels, (c) => Array.from({ length: dim }, (_, j) => (j === c ? 3 : 0) + 0.3 * rng.normal())));
   const n0 = tf.memory().numTensors;
-  const a = headAssignments(head, cls, 7); // batches of 7 rows: results must not depend on batching
+  const a = await headAssignments(head, cls, 7); // batches of 7 rows: results must not depend on batching
   assert.deepEqual(Array.from(a), Array.from(labels));
-  const r = headClustering(head, cls, labels);
+  const r = await headClustering(head, cls, labels);
   assert.equal(tf.memory().numTensors, n0);
   assert.equal(r.method, 'head-argmax');
   assert.equal(r.metrics.acc, 1);
   assert.ok(Math.abs(r.metrics.nmi - 1) < 1e-12);
-  assert.throws(() => headAssignments(head, tf.zeros([2, dim + 1]) as tf.Tensor2D), /the head takes 5/);
+  await assert.rejects(async () => headAssignments(head, tf.zeros([2, dim + 1]) as tf.Tensor2D), /the head takes 5/);
   cls.dispose();
   head.dispose();
 });

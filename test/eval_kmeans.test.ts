@@ -37,12 +37,12 @@ function withinSS(rows: number[][], labels: number[]): number {
   return s;
 }
 
-test('recovers well-separated blobs exactly (ACC = 1) with the optimal inertia', () => {
+test('recovers well-separated blobs exactly (ACC = 1) with the optimal inertia', async () => {
   const rng = new Rng(1);
   const { rows, labels } = blobs(rng, 5, 60, 16, 0.3, 10);
   const x = tf.tensor2d(rows);
   const start = tf.memory().numTensors;
-  const res = kmeans(x, { k: 5, seed: 42 });
+  const res = await kmeans(x, { k: 5, seed: 42 });
   assert.equal(tf.memory().numTensors, start);
   assert.equal(hungarianAccuracy(labels, res.assignments), 1);
   const opt = withinSS(rows, labels);
@@ -59,49 +59,49 @@ test('recovers well-separated blobs exactly (ACC = 1) with the optimal inertia',
   x.dispose();
 });
 
-test('hand-derived 1-D case and k = 1', () => {
+test('hand-derived 1-D case and k = 1', async () => {
   const pts = [[0], [1], [10], [11]];
-  const two = kmeans(pts, { k: 2, seed: 3 });
+  const two = await kmeans(pts, { k: 2, seed: 3 });
   const cs = [...two.centroids].sort((a, b) => a - b);
   assert.deepEqual(cs, [0.5, 10.5]);
   assert.equal(two.inertia, 1); // four points each 0.5 from their centre
   assert.equal(two.assignments[0], two.assignments[1]);
   assert.notEqual(two.assignments[1], two.assignments[2]);
-  const one = kmeans(pts, { k: 1 });
+  const one = await kmeans(pts, { k: 1 });
   assert.deepEqual([...one.centroids], [5.5]);
   assert.equal(one.inertia, 5.5 ** 2 + 4.5 ** 2 + 4.5 ** 2 + 5.5 ** 2);
 });
 
-test('same seed or same Rng state reproduces the result; k-means++ and random init both work', () => {
+test('same seed or same Rng state reproduces the result; k-means++ and random init both work', async () => {
   const rng = new Rng(9);
   const { rows } = blobs(rng, 4, 30, 8, 2.5, 4); // overlapping, so runs can differ
-  const a = kmeans(rows, { k: 4, seed: 123, nInit: 2 });
-  const b = kmeans(rows, { k: 4, seed: 123, nInit: 2 });
+  const a = await kmeans(rows, { k: 4, seed: 123, nInit: 2 });
+  const b = await kmeans(rows, { k: 4, seed: 123, nInit: 2 });
   assert.deepEqual(a.assignments, b.assignments);
   assert.deepEqual(a.centroids, b.centroids);
   assert.equal(a.inertia, b.inertia);
   const r1 = new Rng(77);
   const r2 = new Rng(77);
-  assert.deepEqual(kmeans(rows, { k: 4, rng: r1, nInit: 1 }).assignments, kmeans(rows, { k: 4, rng: r2, nInit: 1 }).assignments);
+  assert.deepEqual((await kmeans(rows, { k: 4, rng: r1, nInit: 1 })).assignments, (await kmeans(rows, { k: 4, rng: r2, nInit: 1 })).assignments);
   assert.deepEqual(r1.getState(), r2.getState());
-  const rand = kmeans(rows, { k: 4, seed: 5, init: 'random', nInit: 3 });
+  const rand = await kmeans(rows, { k: 4, seed: 5, init: 'random', nInit: 3 });
   assert.equal(new Set(rand.assignments).size, 4);
   // More restarts can only lower (or keep) the best inertia for the same stream.
-  const few = kmeans(rows, { k: 4, seed: 8, nInit: 1 });
-  const many = kmeans(rows, { k: 4, seed: 8, nInit: 6 });
+  const few = await kmeans(rows, { k: 4, seed: 8, nInit: 1 });
+  const many = await kmeans(rows, { k: 4, seed: 8, nInit: 6 });
   assert.ok(many.inertia <= few.inertia + 1e-9);
 });
 
-test('duplicate points and empty clusters: still k finite centres and valid assignments', () => {
+test('duplicate points and empty clusters: still k finite centres and valid assignments', async () => {
   const pts = [[0, 0], [0, 0], [0, 0], [5, 5], [5, 5]];
-  const res = kmeans(pts, { k: 3, seed: 0, nInit: 2 });
+  const res = await kmeans(pts, { k: 3, seed: 0, nInit: 2 });
   assert.equal(res.assignments.length, 5);
   assert.ok(res.assignments.every((a) => a >= 0 && a < 3));
   assert.ok(res.centroids.every(Number.isFinite));
   assert.equal(res.inertia, 0);
 });
 
-test('bad input gives clear errors', () => {
-  assert.throws(() => kmeans([[0], [1]], { k: 3 }), /k = 3/);
-  assert.throws(() => kmeans([[0], [1]], { k: 1, nInit: 0 }), /nInit/);
+test('bad input gives clear errors', async () => {
+  await assert.rejects(async () => kmeans([[0], [1]], { k: 3 }), /k = 3/);
+  await assert.rejects(async () => kmeans([[0], [1]], { k: 1, nInit: 0 }), /nInit/);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { setup } from './setup';
 import { Rng } from '../src/util/rng';
-import { accuracy, fitLogisticRegression, linearProbe, logisticRegression, predictLinear, trainLinearClassifiers } from '../src/eval/linear';
+import { LinearClassifier, accuracy, fitLogisticRegression, linearProbe, logisticRegression, predictLinear, trainLinearClassifiers } from '../src/eval/linear';
 
 before(async () => {
   await setup();
@@ -25,13 +25,13 @@ function blobs(rng: Rng, k: number, perClass: number, dim: number, noise: number
   return { x: tf.tensor2d(rows), labels: Int32Array.from(labels), rows };
 }
 
-test('linear probe separates well-separated classes perfectly, and the sweep picks the best validation setting', () => {
+test('linear probe separates well-separated classes perfectly, and the sweep picks the best validation setting', async () => {
   const rng = new Rng(1);
   const centres = centresOf(rng, 4, 16, 4);
   const tr = blobs(rng, 4, 60, 16, 0.5, 4, centres);
   const te = blobs(rng, 4, 20, 16, 0.5, 4, centres);
   const n0 = tf.memory().numTensors;
-  const r = linearProbe(tr.x, tr.labels, te.x, te.labels, { lrs: [1e-5, 0.1], weightDecays: [0, 1e-3], epochs: 10, batchSize: 32 });
+  const r = await linearProbe(tr.x, tr.labels, te.x, te.labels, { lrs: [1e-5, 0.1], weightDecays: [0, 1e-3], epochs: 10, batchSize: 32 });
   assert.equal(tf.memory().numTensors, n0, 'no tensors leak');
   assert.equal(r.top1, 100);
   assert.equal(r.sweep.length, 4);
@@ -45,7 +45,7 @@ test('linear probe separates well-separated classes perfectly, and the sweep pic
   tf.dispose([tr.x, te.x]);
 });
 
-test('sweep settings trained together agree with the same settings trained alone', () => {
+test('sweep settings trained together agree with the same settings trained alone', async () => {
   const rng = new Rng(2);
   const d = blobs(rng, 3, 30, 8, 1.5, 1);
   const settings = [
@@ -53,12 +53,13 @@ test('sweep settings trained together agree with the same settings trained alone
     { lr: 0.2, weightDecay: 0.01 },
   ];
   for (const optimizer of ['sgd', 'adamw'] as const) {
-    const together = trainLinearClassifiers(d.x, d.labels, settings, { epochs: 3, batchSize: 16, optimizer, seed: 5 });
+    const together = await trainLinearClassifiers(d.x, d.labels, settings, { epochs: 3, batchSize: 16, optimizer, seed: 5 });
     // Alone: same mini-batch order (same seed), different random init of the other columns only.
-    const alone = settings.map((s) => trainLinearClassifiers(d.x, d.labels, [s], { epochs: 3, batchSize: 16, optimizer, seed: 5 })[0]);
+    const alone: LinearClassifier[] = [];
+    for (const s of settings) alone.push((await trainLinearClassifiers(d.x, d.labels, [s], { epochs: 3, batchSize: 16, optimizer, seed: 5 }))[0]);
     for (let s = 0; s < 2; s++) {
-      const a = predictLinear(together[s], d.x);
-      const b = predictLinear(alone[s], d.x);
+      const a = await predictLinear(together[s], d.x);
+      const b = await predictLinear(alone[s], d.x);
       // Different N(0, 0.01) inits; after training the predictions of a convex problem agree almost everywhere.
       assert.ok(accuracy(a, b) >= 95, `${optimizer} setting ${s}: ${accuracy(a, b)}% agreement`);
     }
@@ -66,7 +67,7 @@ test('sweep settings trained together agree with the same settings trained alone
   d.x.dispose();
 });
 
-test('logistic regression: the 1-D symmetric two-point problem has the hand-derived optimum', () => {
+test('logistic regression: the 1-D symmetric two-point problem has the hand-derived optimum', async () => {
   // x = +1 (class 1) and x = −1 (class 0), n = 2. By symmetry W = [−a, a], b0 = b1, and
   // f(a) = log(1 + e^{−2a}) + (2a²)/(2·C·2) with f'(a) = −2/(1 + e^{2a}) + a/C = 0.
   for (const C of [0.3, 1, 4]) {
@@ -78,7 +79,7 @@ test('logistic regression: the 1-D symmetric two-point problem has the hand-deri
       else hi = mid;
     }
     const a = (lo + hi) / 2;
-    const m = fitLogisticRegression(tf.tensor2d([[1], [-1]]), [1, 0], { C, tol: 1e-7 });
+    const m = await fitLogisticRegression(tf.tensor2d([[1], [-1]]), [1, 0], { C, tol: 1e-7 });
     assert.ok(Math.abs(m.weights[1] - a) < 1e-4, `C=${C}: w1 ${m.weights[1]} vs ${a}`);
     assert.ok(Math.abs(m.weights[0] + a) < 1e-4, `C=${C}: w0 ${m.weights[0]} vs ${-a}`);
     assert.ok(Math.abs(m.bias[0] - m.bias[1]) < 1e-4);
@@ -87,7 +88,7 @@ test('logistic regression: the 1-D symmetric two-point problem has the hand-deri
   }
 });
 
-test('logistic regression matches scikit-learn 1.2 LogisticRegression(C=5) coefficients', () => {
+test('logistic regression matches scikit-learn 1.2 LogisticRegression(C=5) coefficients', async () => {
   // X[i][j] = sin(1.3 i + 0.7 j) + cos(0.11 i j), y = i mod 3; sklearn lbfgs with tol 1e-12.
   const X = Array.from({ length: 30 }, (_, i) => Array.from({ length: 4 }, (_, j) => Math.sin(i * 1.3 + j * 0.7) + Math.cos(i * j * 0.11)));
   const y = Array.from({ length: 30 }, (_, i) => i % 3);
@@ -98,18 +99,18 @@ test('logistic regression matches scikit-learn 1.2 LogisticRegression(C=5) coeff
     [0.070938, 0.01479, -0.085727],
   ];
   const bCentered = [0.154199, 0.009885, -0.164085];
-  const m = fitLogisticRegression(tf.tensor2d(X), y, { C: 5, tol: 1e-7, maxIter: 2000 });
+  const m = await fitLogisticRegression(tf.tensor2d(X), y, { C: 5, tol: 1e-7, maxIter: 2000 });
   for (let j = 0; j < 4; j++) for (let c = 0; c < 3; c++) assert.ok(Math.abs(m.weights[j * 3 + c] - coef[j][c]) < 2e-4, `W[${j}][${c}] ${m.weights[j * 3 + c]} vs ${coef[j][c]}`);
   const bm = (m.bias[0] + m.bias[1] + m.bias[2]) / 3;
   for (let c = 0; c < 3; c++) assert.ok(Math.abs(m.bias[c] - bm - bCentered[c]) < 2e-4, `b[${c}]`);
 });
 
-test('logistic regression: the float64 gradient is ~0 at the returned optimum and separable data is fit perfectly', () => {
+test('logistic regression: the float64 gradient is ~0 at the returned optimum and separable data is fit perfectly', async () => {
   const rng = new Rng(3);
   const d = blobs(rng, 3, 40, 5, 0.7, 2);
   const C = 0.5;
-  const m = fitLogisticRegression(d.x, d.labels, { C, tol: 1e-6 });
-  assert.equal(accuracy(predictLinear(m, d.x), d.labels), 100);
+  const m = await fitLogisticRegression(d.x, d.labels, { C, tol: 1e-6 });
+  assert.equal(accuracy(await predictLinear(m, d.x), d.labels), 100);
   // Independent gradient of mean CE + ‖W‖²/(2Cn), in float64.
   const n = d.rows.length;
   const gW = new Float64Array(5 * 3);
@@ -131,13 +132,13 @@ test('logistic regression: the float64 gradient is ~0 at the returned optimum an
   d.x.dispose();
 });
 
-test('logisticRegression selects C on held-out train data, never on test, and leaks no tensors', () => {
+test('logisticRegression selects C on held-out train data, never on test, and leaks no tensors', async () => {
   const rng = new Rng(4);
   const centres = centresOf(rng, 3, 6, 1);
   const tr = blobs(rng, 3, 30, 6, 2.5, 1, centres);
   const te = blobs(rng, 3, 10, 6, 2.5, 1, centres);
   const n0 = tf.memory().numTensors;
-  const r = logisticRegression(tr.x, tr.labels, te.x, te.labels, { Cs: [1e-4, 1, 100], preprocess: 'standardize', seed: 0 });
+  const r = await logisticRegression(tr.x, tr.labels, te.x, te.labels, { Cs: [1e-4, 1, 100], preprocess: 'standardize', seed: 0 });
   assert.equal(tf.memory().numTensors, n0);
   assert.equal(r.selection, 'validation');
   const vals = r.entries.map((e) => e.valTop1 as number);
@@ -148,16 +149,16 @@ test('logisticRegression selects C on held-out train data, never on test, and le
     [1e-4, 1, 100],
   );
   // One C: no selection.
-  const one = logisticRegression(tr.x, tr.labels, te.x, te.labels, { Cs: [1] });
+  const one = await logisticRegression(tr.x, tr.labels, te.x, te.labels, { Cs: [1] });
   assert.equal(one.selection, 'first');
   tf.dispose([tr.x, te.x]);
 });
 
-test('bad input gets errors that say what to do', () => {
+test('bad input gets errors that say what to do', async () => {
   const x = tf.tensor2d([[1], [2]]);
-  assert.throws(() => fitLogisticRegression(x, [0], {}), /2 feature rows but 1 labels/);
-  assert.throws(() => fitLogisticRegression(x, [0, 1], { C: 0 }), /C must be > 0/);
-  assert.throws(() => fitLogisticRegression(x, [0, 0.5]), /not a class index/);
-  assert.throws(() => trainLinearClassifiers(x, [0, 1], []), /at least one/);
+  await assert.rejects(async () => fitLogisticRegression(x, [0], {}), /2 feature rows but 1 labels/);
+  await assert.rejects(async () => fitLogisticRegression(x, [0, 1], { C: 0 }), /C must be > 0/);
+  await assert.rejects(async () => fitLogisticRegression(x, [0, 0.5]), /not a class index/);
+  await assert.rejects(async () => trainLinearClassifiers(x, [0, 1], []), /at least one/);
   x.dispose();
 });

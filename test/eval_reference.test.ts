@@ -14,12 +14,12 @@ const DIR = '/work/shared/reference';
 const have = fs.existsSync(`${DIR}/knn.json`) && fs.existsSync(`${DIR}/cluster_metrics.json`);
 const load = (f: string): { cases: Record<string, unknown>[] } => JSON.parse(fs.readFileSync(`${DIR}/${f}`, 'utf8'));
 
-test('the checkers report errors: a perturbed expectation fails, the original passes', { skip: !have && 'fixtures not present' }, () => {
+test('the checkers report errors: a perturbed expectation fails, the original passes', { skip: !have && 'fixtures not present' }, async () => {
   const knn = load('knn.json');
-  assert.ok(checkKnnFixture(knn).every((r) => r.passed));
+  assert.ok((await checkKnnFixture(knn)).every((r) => r.passed));
   const votes = (knn.cases[0].expected as { votes: number[][] }).votes;
   votes[0][0] *= 1.001; // 10x the relative tolerance
-  const r = checkKnnFixture(knn);
+  const r = await checkKnnFixture(knn);
   assert.equal(r[0].passed, false);
   assert.match(r[0].detail ?? '', /votes\[0\]\[0\]/);
   assert.ok(r[0].maxRelErr > 5e-4 && r[0].maxRelErr < 2e-3);
@@ -28,7 +28,7 @@ test('the checkers report errors: a perturbed expectation fails, the original pa
   const knn2 = load('knn.json');
   const preds = (knn2.cases[0].expected as { predictions: number[] }).predictions;
   preds[3] = (preds[3] + 1) % (knn2.cases[0].numClasses as number);
-  const r2 = checkKnnFixture(knn2);
+  const r2 = await checkKnnFixture(knn2);
   assert.equal(r2[0].passed, false);
   assert.match(r2[0].detail ?? '', /predictions differ at test rows 3/);
 
@@ -43,9 +43,9 @@ test('the checkers report errors: a perturbed expectation fails, the original pa
   assert.match(r3[1].detail ?? '', /ari/);
 });
 
-test('malformed or unknown fixture content gives a failed entry with a reason, not a crash', () => {
-  assert.throws(() => checkKnnFixture({ nope: 1 }), /'cases' array/);
-  const [bad] = checkKnnFixture({ cases: [{ k: 1, temperature: 0.07, numClasses: 2, trainFeatures: [[1, 0]], trainLabels: [0] }] });
+test('malformed or unknown fixture content gives a failed entry with a reason, not a crash', async () => {
+  await assert.rejects(async () => checkKnnFixture({ nope: 1 }), /'cases' array/);
+  const [bad] = await checkKnnFixture({ cases: [{ k: 1, temperature: 0.07, numClasses: 2, trainFeatures: [[1, 0]], trainLabels: [0] }] });
   assert.equal(bad.passed, false);
   assert.match(bad.detail ?? '', /testFeatures/);
   const [unknown] = checkClusterMetricsFixture({ cases: [{ name: 'x', labels: [0, 1], clusters: [0, 1], expected: { nmi: 1, vmeasure: 1 } }] });

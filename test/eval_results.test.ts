@@ -33,7 +33,7 @@ function report(name: string, knnTop1: number, withHead: boolean): EvalReport {
   return { features: name, dataset: 'toy', results };
 }
 
-test('results become (features, protocol, setting, metric, value) rows in percent', () => {
+test('results become (features, protocol, setting, metric, value) rows in percent', async () => {
   const rows = resultRows(report('a', 77, false).results[2], 'a');
   // labels [0,0,1,1] vs clusters [1,1,0,1]: 3 of 4 matched, one cluster pure and one mixed.
   assert.deepEqual(
@@ -56,7 +56,7 @@ test('results become (features, protocol, setting, metric, value) rows in percen
   assert.equal(resultsTable(report('a', 77, false), { details: false }).numRows(), 12);
 });
 
-test('CSV and JSON round trips keep every row', () => {
+test('CSV and JSON round trips keep every row', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-results-'));
   const t = resultsTable([report('a', 77.25, true), report('b', 60, false)]);
   for (const ext of ['csv', 'json']) {
@@ -69,7 +69,7 @@ test('CSV and JSON round trips keep every row', () => {
   fs.rmSync(dir, { recursive: true });
 });
 
-test('compareRuns puts feature sources side by side, with gaps where a protocol is missing', () => {
+test('compareRuns puts feature sources side by side, with gaps where a protocol is missing', async () => {
   const t = compareRuns([report('checkpoint', 90, true), report('pixels', 78.8, false)]);
   assert.deepEqual(t.columnNames(), ['protocol', 'setting', 'metric', 'checkpoint', 'pixels']);
   const rows = t.objects() as Array<Record<string, unknown>>;
@@ -85,7 +85,7 @@ test('compareRuns puts feature sources side by side, with gaps where a protocol 
   assert.ok(text.includes('–'), 'missing values print as a dash');
 });
 
-test('sweep and confusion tables, plain-text formatting and the JSON report', () => {
+test('sweep and confusion tables, plain-text formatting and the JSON report', async () => {
   const r = report('a', 77, true);
   const sweep = sweepTable(r.results[1] as Parameters<typeof sweepTable>[0]);
   assert.deepEqual(sweep.array('chosen'), [false, true]);

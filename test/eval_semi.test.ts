@@ -18,7 +18,7 @@ function labels1000(seed: number): Int32Array {
   return Int32Array.from(rng.shuffle(Array.from({ length: 1000 }, (_, i) => i % 10)));
 }
 
-test('1% and 10% splits are class-balanced, nested, and reproducible by seed', () => {
+test('1% and 10% splits are class-balanced, nested, and reproducible by seed', async () => {
   const y = labels1000(7);
   const [one, ten] = semiSplits(y, [0.01, 0.1], 3);
   // round(0.01 * 1000 / 10) = 1 and round(0.1 * 1000 / 10) = 10 per class.
@@ -29,7 +29,7 @@ test('1% and 10% splits are class-balanced, nested, and reproducible by seed', (
   assert.notDeepEqual(semiSplits(y, [0.1], 4)[0], ten);
 });
 
-test('semi-supervised LR and k-NN on separable features use only the subset and score the full test set', () => {
+test('semi-supervised LR and k-NN on separable features use only the subset and score the full test set', async () => {
   const rng = new Rng(5);
   const K = 4;
   const dim = 8;
@@ -41,7 +41,7 @@ test('semi-supervised LR and k-NN on separable features use only the subset and 
   const tr = make(400);
   const te = make(120);
   const n0 = tf.memory().numTensors;
-  const rs = semiSupervised(tr.x, tr.y, te.x, te.y, { fractions: [0.01, 0.1] });
+  const rs = await semiSupervised(tr.x, tr.y, te.x, te.y, { fractions: [0.01, 0.1] });
   assert.equal(tf.memory().numTensors, n0, 'no tensors leak');
   assert.equal(rs.length, 2);
   assert.deepEqual(rs[0].perClass, [1, 1, 1, 1]);
@@ -76,7 +76,7 @@ function halves(n: number, seed: number): ImageDataset {
   return { name: 'halves', images, labels, n, height: 28, width: 28, channels: 1, numClasses: 2 };
 }
 
-test('fine-tuning decreases the train loss in a few steps, leaves the original backbone untouched, and leaks nothing', () => {
+test('fine-tuning decreases the train loss in a few steps, leaves the original backbone untouched, and leaks nothing', async () => {
   const vit = new VisionTransformer(vitConfig('vit-tiny-28', { embedDim: 16, depth: 1, numHeads: 2 }), 3);
   const head = new IBOTHead({ inDim: 16, outDim: 8, patchOutDim: 8, hiddenDim: 12, bottleneckDim: 4, nlayers: 2, normLastLayer: true, sharedHead: true }, 4);
   const train = halves(16, 1);
@@ -84,7 +84,7 @@ test('fine-tuning decreases the train loss in a few steps, leaves the original b
   const before = vit.params.params.map((p) => Float32Array.from(p.variable.dataSync()));
   const n0 = tf.memory().numTensors;
   for (const kind of ['linear', 'headLayer'] as const) {
-    const r = fineTune(vit, train, test, { head: kind, projectionHead: head, epochs: 2, batchSize: 8, lr: 3e-3, weightDecay: 0, seed: 0 });
+    const r = await fineTune(vit, train, test, { head: kind, projectionHead: head, epochs: 2, batchSize: 8, lr: 3e-3, weightDecay: 0, seed: 0 });
     assert.equal(r.steps, 4);
     assert.equal(r.losses.length, 4);
     assert.equal(r.head, kind);
@@ -96,11 +96,11 @@ test('fine-tuning decreases the train loss in a few steps, leaves the original b
   assert.equal(tf.memory().numTensors, n0, 'no tensors leak');
   vit.params.params.forEach((p, i) => assert.deepEqual(Float32Array.from(p.variable.dataSync()), before[i], `${p.name} unchanged`));
   // The semi wrapper fine-tunes on the class-balanced fraction only.
-  const s = semiFineTune(vit, halves(40, 3), test, 0.1, { epochs: 1, maxSteps: 1, measureTrainLoss: false });
+  const s = await semiFineTune(vit, halves(40, 3), test, 0.1, { epochs: 1, maxSteps: 1, measureTrainLoss: false });
   assert.equal(s.numTrain, 4);
   assert.equal(s.fraction, 0.1);
   assert.equal(s.steps, 1);
-  assert.throws(() => fineTune(vit, train, test, { head: 'headLayer' }), /needs the pretrained projectionHead/);
+  await assert.rejects(async () => fineTune(vit, train, test, { head: 'headLayer' }), /needs the pretrained projectionHead/);
   vit.dispose();
   head.dispose();
 });

@@ -91,11 +91,11 @@ const Phi = (x: number): number => 0.5 * (1 + erf(x / Math.SQRT2));
 const phi = (x: number): number => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
 
 describe('wasm kernels', () => {
-  it('are registered on the wasm backend', () => {
+  it('are registered on the wasm backend', async () => {
     assert.ok(wasmKernelsRegistered());
   });
 
-  it('splitRange covers [0, n) in aligned, ordered pieces', () => {
+  it('splitRange covers [0, n) in aligned, ordered pieces', async () => {
     for (const [n, parts, align] of [[10, 3, 1], [50, 2, 4], [3, 4, 4], [1, 2, 1], [1000, 7, 16]]) {
       const r = splitRange(n, parts, align);
       assert.equal(r[0][0], 0);
@@ -110,7 +110,7 @@ describe('wasm kernels', () => {
   });
 
   for (const split of [false, true]) {
-    it(`batched matMul: all transpose variants, odd sizes, batch 1 and many, broadcasting${split ? ' (split across threads)' : ''}`, () => {
+    it(`batched matMul: all transpose variants, odd sizes, batch 1 and many, broadcasting${split ? ' (split across threads)' : ''}`, async () => {
       setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
       const shapes: Array<[number, number, number, number, number, number]> = [
         // batchA, batchB, M, N, K  (+ unused)
@@ -157,7 +157,7 @@ describe('wasm kernels', () => {
     });
   }
 
-  it('transpose: 2-D, batched, head split [0,2,1,3], int32, and fallbacks match an index-permuting reference', () => {
+  it('transpose: 2-D, batched, head split [0,2,1,3], int32, and fallbacks match an index-permuting reference', async () => {
     setParallelThresholds(0, 0);
     const cases: Array<[number[], number[]]> = [
       [[37, 53], [1, 0]],
@@ -195,13 +195,13 @@ describe('wasm kernels', () => {
     setParallelThresholds();
   });
 
-  it('simplifyPermutation merges axes that move together and drops unit axes', () => {
+  it('simplifyPermutation merges axes that move together and drops unit axes', async () => {
     assert.deepEqual(simplifyPermutation([2, 3, 4, 5], [0, 2, 3, 1]), { shape: [2, 3, 20], perm: [0, 2, 1] });
     assert.deepEqual(simplifyPermutation([2, 1, 4], [2, 1, 0]), { shape: [2, 4], perm: [1, 0] });
     assert.deepEqual(simplifyPermutation([2, 3], [0, 1]), { shape: [6], perm: [0] });
   });
 
-  it('sum and mean over leading axes (bias / LayerNorm gradients), keepDims, and other axes', () => {
+  it('sum and mean over leading axes (bias / LayerNorm gradients), keepDims, and other axes', async () => {
     for (const split of [false, true]) {
       setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
       for (const [shape, axis] of [[[7, 5], 0], [[130, 37], 0], [[3, 4, 33], [0, 1]], [[6, 40], [0]], [[5, 6, 7], 1], [[5, 6], -1]] as Array<[number[], number | number[]]>) {
@@ -239,7 +239,7 @@ describe('wasm kernels', () => {
     setParallelThresholds();
   });
 
-  it('exp: special values (underflow to 0, overflow to inf, NaN kept)', () => {
+  it('exp: special values (underflow to 0, overflow to inf, NaN kept)', async () => {
     const got = tf.tidy(() => tf.exp(tf.tensor1d([-Infinity, -100, 0, 100, Infinity, NaN, 1])).dataSync());
     assert.equal(got[0], 0);
     assert.equal(got[1], 0);
@@ -250,7 +250,7 @@ describe('wasm kernels', () => {
     assert.ok(Math.abs(got[6] - Math.E) < 1e-6);
   });
 
-  it('exp matches Math.exp to ~1e-6 relative over [-80, 80], odd lengths', () => {
+  it('exp matches Math.exp to ~1e-6 relative over [-80, 80], odd lengths', async () => {
     for (const n of [1, 3, 4, 7, 1001]) {
       const x = Float32Array.from({ length: n }, (_, i) => (n === 1 ? 0.5 : -80 + (160 * i) / (n - 1)));
       const got = tf.tidy(() => tf.exp(tf.tensor1d(x)).dataSync());
@@ -261,7 +261,7 @@ describe('wasm kernels', () => {
     }
   });
 
-  it('GELU forward and derivative match double-precision x·Φ(x) and Φ(x) + x·φ(x)', () => {
+  it('GELU forward and derivative match double-precision x·Φ(x) and Φ(x) + x·φ(x)', async () => {
     const xs = [-12, -6, -3.3, -1, -0.5, -1e-3, 0, 1e-3, 0.3, 1, 2.5, 4, 9];
     const x = Float32Array.from([...xs, ...randArray(1001, 2.5)]);
     const dy = randArray(x.length);
@@ -282,7 +282,7 @@ describe('wasm kernels', () => {
   });
 
   for (const split of [false, true]) {
-    it(`fused attention matches per-head softmax(q·kᵀ·s)·v and its gradient, odd token counts${split ? ' (split across threads)' : ''}`, () => {
+    it(`fused attention matches per-head softmax(q·kᵀ·s)·v and its gradient, odd token counts${split ? ' (split across threads)' : ''}`, async () => {
       setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
       for (const [B, N, H, d] of [[1, 1, 1, 4], [2, 5, 2, 4], [3, 10, 4, 8], [2, 50, 4, 32], [1, 7, 3, 5]]) {
         const D = H * d;
@@ -351,7 +351,7 @@ describe('wasm kernels', () => {
     });
   }
 
-  it('LayerNorm forward and input gradient match a float64 reference (rows split across threads too)', () => {
+  it('LayerNorm forward and input gradient match a float64 reference (rows split across threads too)', async () => {
     for (const split of [false, true]) {
       setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
       for (const [M, D] of [[1, 4], [7, 12], [33, 128]]) {
@@ -392,7 +392,7 @@ describe('wasm kernels', () => {
     setParallelThresholds();
   });
 
-  it('identity (tf.clone, and the clones custom gradients save) shares the buffer and keeps values after the source is gone', () => {
+  it('identity (tf.clone, and the clones custom gradients save) shares the buffer and keeps values after the source is gone', async () => {
     const dataIds = (): number => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
     const d0 = dataIds();
     const x = tf.tensor1d([1, 2, 3]);
@@ -404,7 +404,7 @@ describe('wasm kernels', () => {
     assert.equal(dataIds(), d0);
   });
 
-  it('the non-shared module variant computes the same GEMM on a fresh memory', () => {
+  it('the non-shared module variant computes the same GEMM on a fresh memory', async () => {
     const memory = new WebAssembly.Memory({ initial: 64 });
     const k = instantiateKernels(memory);
     const M = 9, N = 13, K = 300;
@@ -421,7 +421,7 @@ describe('wasm kernels', () => {
     assert.ok(maxRelErr(got, want) < 2e-6);
   });
 
-  it('leaves no tensors or backend buffers behind', () => {
+  it('leaves no tensors or backend buffers behind', async () => {
     const x = tf.randomNormal([8, 12, 6]);
     const q = tf.reshape(x, [24, 24]) as tf.Tensor2D;
     const dataIds = (): number => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();

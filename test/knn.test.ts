@@ -33,15 +33,15 @@ function blobs(rng: Rng, numClasses: number, perClass: number, dim: number, nois
   return { rows, labels, centres: cs };
 }
 
-test('knn.json fixture: every case passes (predictions and vote sums)', { skip: !fs.existsSync(FIXTURE) && 'fixture not present' }, () => {
+test('knn.json fixture: every case passes (predictions and vote sums)', { skip: !fs.existsSync(FIXTURE) && 'fixture not present' }, async () => {
   const before = tf.memory().numTensors;
-  const results = checkKnnFixture(JSON.parse(fs.readFileSync(FIXTURE, 'utf8')));
+  const results = await checkKnnFixture(JSON.parse(fs.readFileSync(FIXTURE, 'utf8')));
   assert.ok(results.length > 0);
   for (const r of results) assert.ok(r.passed, `${r.name}: ${r.detail ?? ''} (rel ${r.maxRelErr})`);
   assert.equal(tf.memory().numTensors, before);
 });
 
-test('hand-derived votes: each neighbour adds exp(cos/T) to its class', () => {
+test('hand-derived votes: each neighbour adds exp(cos/T) to its class', async () => {
   const train = tf.tensor2d([
     [1, 0],
     [0, 1],
@@ -53,7 +53,7 @@ test('hand-derived votes: each neighbour adds exp(cos/T) to its class', () => {
     [0, 1],
   ]);
   const T = 0.5;
-  const r = knnClassify(train, [0, 1, 1, 0], test, { k: 2, temperature: T, returnVotes: true, testLabels: [0, 0] });
+  const r = await knnClassify(train, [0, 1, 1, 0], test, { k: 2, temperature: T, returnVotes: true, testLabels: [0, 0] });
   // Test 0: neighbours row 0 (cos 1, class 0) and row 2 (cos 0.8, class 1).
   // Test 1: neighbours row 1 (cos 1, class 1) and row 2 (cos 0.6, class 1).
   const expected = [Math.exp(1 / T), Math.exp(0.8 / T), 0, Math.exp(1 / T) + Math.exp(0.6 / T)];
@@ -65,7 +65,7 @@ test('hand-derived votes: each neighbour adds exp(cos/T) to its class', () => {
   tf.dispose([train, test]);
 });
 
-test('separable clusters: 100% top-1; chunked equals unchunked; multi-k equals single-k; no leaks', () => {
+test('separable clusters: 100% top-1; chunked equals unchunked; multi-k equals single-k; no leaks', async () => {
   const rng = new Rng(7);
   const tr = blobs(rng, 6, 40, 24, 0.05);
   const te = blobs(rng, 6, 10, 24, 0.05, tr.centres);
@@ -73,14 +73,14 @@ test('separable clusters: 100% top-1; chunked equals unchunked; multi-k equals s
   const test = tf.tensor2d(te.rows);
   const start = tf.memory().numTensors;
   const ks = [1, 5, 20, 40];
-  const full = knnClassifyMulti(train, tr.labels, test, ks, { testLabels: te.labels, returnVotes: true, chunkSize: 1000 });
+  const full = await knnClassifyMulti(train, tr.labels, test, ks, { testLabels: te.labels, returnVotes: true, chunkSize: 1000 });
   for (const r of full) {
     assert.equal(r.top1, 100, `k=${r.k}`);
     assert.equal(r.top5, 100, `k=${r.k}`);
     assert.deepEqual([...r.predictions], te.labels);
   }
   for (const chunkSize of [1, 7]) {
-    const chunked = knnClassifyMulti(train, tr.labels, test, ks, { testLabels: te.labels, returnVotes: true, chunkSize });
+    const chunked = await knnClassifyMulti(train, tr.labels, test, ks, { testLabels: te.labels, returnVotes: true, chunkSize });
     chunked.forEach((r, i) => {
       assert.deepEqual(r.predictions, full[i].predictions);
       const a = r.votes as Float32Array;
@@ -89,17 +89,17 @@ test('separable clusters: 100% top-1; chunked equals unchunked; multi-k equals s
     });
   }
   for (const [i, k] of ks.entries()) {
-    const single = knnClassify(train, tr.labels, test, { k, returnVotes: true, chunkSize: 1000 });
+    const single = await knnClassify(train, tr.labels, test, { k, returnVotes: true, chunkSize: 1000 });
     assert.equal(single.k, k);
     assert.deepEqual(single.votes, full[i].votes);
   }
   // Repeated calls must not leave tensors behind.
-  knnClassify(train, tr.labels, test, { k: 5, chunkSize: 3 });
+  await knnClassify(train, tr.labels, test, { k: 5, chunkSize: 3 });
   assert.equal(tf.memory().numTensors, start);
   tf.dispose([train, test]);
 });
 
-test('votes sum over neighbours: with k = Ntrain every sample votes; scale of features is irrelevant when normalising', () => {
+test('votes sum over neighbours: with k = Ntrain every sample votes; scale of features is irrelevant when normalising', async () => {
   const rng = new Rng(5);
   const rows = Array.from({ length: 12 }, () => Array.from({ length: 5 }, () => rng.normal()));
   const labels = rows.map((_, i) => i % 3);
@@ -114,8 +114,8 @@ test('votes sum over neighbours: with k = Ntrain every sample votes; scale of fe
   const train = tf.tensor2d(rows);
   const scaled = tf.tensor2d(rows.map((r, i) => r.map((x) => x * (i + 1) * 3)));
   const test = tf.tensor2d(q);
-  const a = knnClassify(train, labels, test, { k: 12, temperature: T, returnVotes: true });
-  const b = knnClassify(scaled, labels, test, { k: 12, temperature: T, returnVotes: true });
+  const a = await knnClassify(train, labels, test, { k: 12, temperature: T, returnVotes: true });
+  const b = await knnClassify(scaled, labels, test, { k: 12, temperature: T, returnVotes: true });
   for (let c = 0; c < 3; c++) {
     const e = expected[c];
     assert.ok(Math.abs((a.votes as Float32Array)[c] - e) <= 1e-4 * e, `class ${c}: ${(a.votes as Float32Array)[c]} vs ${e}`);
@@ -126,7 +126,7 @@ test('votes sum over neighbours: with k = Ntrain every sample votes; scale of fe
   tf.dispose([train, scaled, test]);
 });
 
-test('top-5 counts the true class among the min(5, k) best-voted classes', () => {
+test('top-5 counts the true class among the min(5, k) best-voted classes', async () => {
   // 8 classes, one train point each along its own axis; the test point leans
   // towards classes 0..6 with decreasing weight, so the vote ranking is 0,1,2,...
   const dim = 8;
@@ -134,37 +134,37 @@ test('top-5 counts the true class among the min(5, k) best-voted classes', () =>
   const q = Array.from({ length: dim }, (_, j) => (j < 7 ? 1 - j * 0.1 : 0));
   const test = tf.tensor2d([q, q, q, q]);
   const testLabels = [0, 4, 5, 7];
-  const r8 = knnClassify(train, [0, 1, 2, 3, 4, 5, 6, 7], test, { k: 8, testLabels });
+  const r8 = await knnClassify(train, [0, 1, 2, 3, 4, 5, 6, 7], test, { k: 8, testLabels });
   assert.equal(r8.top1, 25); // only label 0 is first
   assert.equal(r8.top5, 50); // labels 0 and 4 are within the first five
-  const r3 = knnClassify(train, [0, 1, 2, 3, 4, 5, 6, 7], test, { k: 3, testLabels });
+  const r3 = await knnClassify(train, [0, 1, 2, 3, 4, 5, 6, 7], test, { k: 3, testLabels });
   assert.equal(r3.top5, 25); // with k = 3 DINO only looks at the first 3 classes
   tf.dispose([train, test]);
 });
 
-test('ties between equally similar train samples go to the lower train index (tf.topk order)', () => {
+test('ties between equally similar train samples go to the lower train index (tf.topk order)', async () => {
   const train = tf.tensor2d([
     [0, 1],
     [1, 0],
     [1, 0],
   ]);
   const test = tf.tensor2d([[1, 0]]);
-  assert.equal(knnClassify(train, [0, 2, 1], test, { k: 1, numClasses: 3 }).predictions[0], 2);
-  assert.equal(knnClassify(train, [0, 1, 2], test, { k: 1, numClasses: 3 }).predictions[0], 1);
+  assert.equal((await knnClassify(train, [0, 2, 1], test, { k: 1, numClasses: 3 })).predictions[0], 2);
+  assert.equal((await knnClassify(train, [0, 1, 2], test, { k: 1, numClasses: 3 })).predictions[0], 1);
   tf.dispose([train, test]);
 });
 
-test('bad input gives clear errors', () => {
+test('bad input gives clear errors', async () => {
   const train = tf.tensor2d([
     [1, 0],
     [0, 1],
   ]);
   const test3 = tf.tensor2d([[1, 0, 0]]);
   const test = tf.tensor2d([[1, 0]]);
-  assert.throws(() => knnClassify(train, [0, 1], test3, { k: 1 }), /dim/);
-  assert.throws(() => knnClassify(train, [0, 1], test, { k: 3 }), /k = 3/);
-  assert.throws(() => knnClassify(train, [0], test, { k: 1 }), /one label per row/);
-  assert.throws(() => knnClassify(train, [0, 5], test, { k: 1, numClasses: 2 }), /class index/);
-  assert.throws(() => knnClassify(train, [0, 1], test, { k: 1, temperature: 0 }), /temperature/);
+  await assert.rejects(async () => knnClassify(train, [0, 1], test3, { k: 1 }), /dim/);
+  await assert.rejects(async () => knnClassify(train, [0, 1], test, { k: 3 }), /k = 3/);
+  await assert.rejects(async () => knnClassify(train, [0], test, { k: 1 }), /one label per row/);
+  await assert.rejects(async () => knnClassify(train, [0, 5], test, { k: 1, numClasses: 2 }), /class index/);
+  await assert.rejects(async () => knnClassify(train, [0, 1], test, { k: 1, temperature: 0 }), /temperature/);
   tf.dispose([train, test, test3]);
 });

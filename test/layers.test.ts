@@ -35,11 +35,11 @@ const MODES = ['our wasm kernels', 'plain tfjs ops'] as const;
 for (const mode of MODES) describe(`custom-gradient layers (${mode})`, () => {
   before(() => useKernels(mode === MODES[0]));
 
-  it('runs on the intended path', () => {
+  it('runs on the intended path', async () => {
     assert.equal(hasFusedKernels(), mode === MODES[0] && tf.getBackend() === 'wasm');
   });
 
-  it('linear: forward and gradients match autodiff of x·W+b and finite differences', () => {
+  it('linear: forward and gradients match autodiff of x·W+b and finite differences', async () => {
     tf.tidy(() => {
       const x = tf.randomNormal([7, 5], 0, 1, 'float32', 1) as tf.Tensor2D;
       const w = tf.randomNormal([5, 3], 0, 1, 'float32', 2) as tf.Tensor2D;
@@ -59,7 +59,7 @@ for (const mode of MODES) describe(`custom-gradient layers (${mode})`, () => {
     });
   });
 
-  it('layerNorm: normalises rows and its gradient matches autodiff and finite differences', () => {
+  it('layerNorm: normalises rows and its gradient matches autodiff and finite differences', async () => {
     tf.tidy(() => {
       const x = tf.add(tf.mul(tf.randomNormal([6, 16], 0, 1, 'float32', 5), 3), 2) as tf.Tensor2D;
       const g = tf.randomNormal([16], 1, 0.3, 'float32', 6) as tf.Tensor1D;
@@ -80,7 +80,7 @@ for (const mode of MODES) describe(`custom-gradient layers (${mode})`, () => {
     });
   });
 
-  it('gelu: exact erf form, x·Φ(x), with hand-checked values and gradient', () => {
+  it('gelu: exact erf form, x·Φ(x), with hand-checked values and gradient', async () => {
     tf.tidy(() => {
       // Φ(1) = 0.8413447, Φ(−1) = 0.1586553; gelu'(0) = 0.5
       const y = gelu(tf.tensor1d([1, -1, 0, 3])).dataSync();
@@ -98,14 +98,14 @@ for (const mode of MODES) describe(`custom-gradient layers (${mode})`, () => {
     });
   });
 
-  it('l2Normalize gives unit rows', () => {
+  it('l2Normalize gives unit rows', async () => {
     tf.tidy(() => {
       const n = tf.norm(l2Normalize(tf.randomNormal([4, 9], 0, 5, 'float32', 1) as tf.Tensor2D), 2, -1).dataSync();
       for (const v of n) assert.ok(Math.abs(v - 1) < 1e-6);
     });
   });
 
-  it('attention: matches a naive per-head softmax(qkᵀ/√d)v and its gradients match autodiff and finite differences', () => {
+  it('attention: matches a naive per-head softmax(qkᵀ/√d)v and its gradients match autodiff and finite differences', async () => {
     tf.tidy(() => {
       const B = 2, N = 5, D = 8, H = 2, d = D / H;
       const x = tf.randomNormal([B * N, D], 0, 1, 'float32', 20) as tf.Tensor2D;
@@ -147,7 +147,7 @@ for (const mode of MODES) describe(`custom-gradient layers (${mode})`, () => {
     });
   });
 
-  it('bicubic position-embedding resampling: weights of each output sum to 1', () => {
+  it('bicubic position-embedding resampling: weights of each output sum to 1', async () => {
     const m = bicubicMatrix1d(7, 3);
     for (let i = 0; i < 3; i++) {
       let s = 0;
@@ -181,7 +181,7 @@ describe('fused kernels agree with the plain-op path at ViT sizes', () => {
     return Math.sqrt(num / Math.max(den, 1e-30));
   };
 
-  it('attention (3 images × 50 tokens, 4 heads of 32), outputs and gradients', () => {
+  it('attention (3 images × 50 tokens, 4 heads of 32), outputs and gradients', async () => {
     const B = 3, N = 50, D = 128, H = 4;
     const x = tf.randomNormal([B * N, D], 0, 1, 'float32', 31) as tf.Tensor2D;
     const w = {
@@ -197,7 +197,7 @@ describe('fused kernels agree with the plain-op path at ViT sizes', () => {
     tf.dispose([x, r, ...Object.values(w)]);
   });
 
-  it('linear (x [300, 96] · W [96, 200] + b) and GELU on odd sizes', () => {
+  it('linear (x [300, 96] · W [96, 200] + b) and GELU on odd sizes', async () => {
     const x = tf.randomNormal([300, 96], 0, 1, 'float32', 41) as tf.Tensor2D;
     const w = tf.randomNormal([96, 200], 0, 0.1, 'float32', 42) as tf.Tensor2D;
     const b = tf.randomNormal([200], 0, 0.1, 'float32', 43) as tf.Tensor1D;
@@ -209,7 +209,7 @@ describe('fused kernels agree with the plain-op path at ViT sizes', () => {
   });
 });
 
-it('no tensors leak from the layers across repeated forward+backward passes', () => {
+it('no tensors leak from the layers across repeated forward+backward passes', async () => {
   const x = tf.randomNormal([6, 8]) as tf.Tensor2D;
   const w = tf.randomNormal([8, 8]) as tf.Tensor2D;
   const g = tf.ones([8]) as tf.Tensor1D;

@@ -26,14 +26,14 @@ function count(m: Uint8Array): number {
   return m.reduce((a, v) => a + v, 0);
 }
 
-test('official minimum block area is (min(H, W) // 3)^2', () => {
+test('official minimum block area is (min(H, W) // 3)^2', async () => {
   assert.equal(defaultMinBlockPatches(14, 14), 16); // BEiT's min_num_patches for 224/16
   assert.equal(defaultMinBlockPatches(7, 7), 4);
   assert.equal(defaultMinBlockPatches(8, 4), 1);
   assert.equal(defaultMinBlockPatches(2, 2), 0);
 });
 
-test('prediction ratio: fixed value, jittered value, list, start epoch', () => {
+test('prediction ratio: fixed value, jittered value, list, start epoch', async () => {
   const rng = new Rng(1);
   assert.equal(samplePredRatio(maskingConfig({ predRatio: 0.3, predRatioVar: 0 }), rng), 0.3);
   const jit = maskingConfig({ predRatio: 0.3, predRatioVar: 0.1 });
@@ -58,7 +58,7 @@ test('prediction ratio: fixed value, jittered value, list, start epoch', () => {
   assert.equal(samplePredRatio(late, rng, 5), 0.4);
 });
 
-test('config validation explains bad values', () => {
+test('config validation explains bad values', async () => {
   assert.throws(() => maskingConfig({ predRatio: 0.1, predRatioVar: 0.2 }), /exceeds predRatio/);
   assert.throws(() => maskingConfig({ predRatio: [0, 0.3], predRatioVar: [0, 0.1, 0.2] }), /one variance per ratio/);
   assert.throws(() => maskingConfig({ predRatio: 1.5, predRatioVar: 0 }), /\[0, 1\]/);
@@ -67,7 +67,7 @@ test('config validation explains bad values', () => {
   assert.deepEqual(patchGrid(28, 4), [7, 7]);
 });
 
-test('block masks are unions of in-bounds rectangles and never exceed the target', () => {
+test('block masks are unions of in-bounds rectangles and never exceed the target', async () => {
   const rng = new Rng(7);
   const ar = [0.3, 1 / 0.3];
   for (let trial = 0; trial < 500; trial++) {
@@ -94,7 +94,7 @@ test('block masks are unions of in-bounds rectangles and never exceed the target
   }
 });
 
-test('a lone block is a filled rectangle (single component, bbox area == count)', () => {
+test('a lone block is a filled rectangle (single component, bbox area == count)', async () => {
   const rng = new Rng(11);
   let checked = 0;
   for (let t = 0; t < 300; t++) {
@@ -132,7 +132,7 @@ const OFFICIAL_MEAN_FRACTION: Array<[number, number, number]> = [
   [3, 0.3, 0.2222],
 ];
 
-test('masked fraction matches the official block generator statistics', () => {
+test('masked fraction matches the official block generator statistics', async () => {
   const rng = new Rng(2024);
   for (const [H, r, expected] of OFFICIAL_MEAN_FRACTION) {
     const n = 4000;
@@ -144,7 +144,7 @@ test('masked fraction matches the official block generator statistics', () => {
   }
 });
 
-test('random masking picks exactly floor(ratio*N) patches, uniformly', () => {
+test('random masking picks exactly floor(ratio*N) patches, uniformly', async () => {
   const rng = new Rng(3);
   for (const [H, W, r] of [
     [14, 14, 0.3],
@@ -167,7 +167,7 @@ test('random masking picks exactly floor(ratio*N) patches, uniformly', () => {
   assert.equal(count(sampleMask(7, 7, cfg, rng)), 14);
 });
 
-test('masks are reproducible from the seed and differ across seeds', () => {
+test('masks are reproducible from the seed and differ across seeds', async () => {
   const cfg = maskingConfig({ predRatio: 0.3, predRatioVar: 0.2 });
   const draw = (seed: number) =>
     sampleBatchMasks({ batchSize: 8, numGlobalCrops: 2, gridH: 14, gridW: 14 }, cfg, new Rng(seed));
@@ -175,7 +175,7 @@ test('masks are reproducible from the seed and differ across seeds', () => {
   assert.notDeepEqual(draw(5), draw(6));
 });
 
-test('batch masks: global crops only, none before predStartEpoch, recipe statistics', () => {
+test('batch masks: global crops only, none before predStartEpoch, recipe statistics', async () => {
   const cfg = maskingConfig({ predStartEpoch: 3 });
   const rng = new Rng(9);
   const opts = { batchSize: 200, numGlobalCrops: 2, gridH: 7, gridW: 7 };
@@ -195,7 +195,7 @@ test('batch masks: global crops only, none before predStartEpoch, recipe statist
   assert.ok(Math.abs(mean - 0.1448) < 0.012, `mean fraction ${mean}`);
 });
 
-test('masksToTensor stacks [B, N] as float32 or bool without leaking', () => {
+test('masksToTensor stacks [B, N] as float32 or bool without leaking', async () => {
   const a = Uint8Array.from([1, 0, 0, 1]);
   const b = Uint8Array.from([0, 1, 1, 1]);
   const before = tf.memory().numTensors;

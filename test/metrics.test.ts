@@ -22,13 +22,13 @@ const close = (a: number, b: number, tol = 1e-12, msg?: string): void =>
 
 const FIXTURE = '/work/shared/reference/cluster_metrics.json';
 
-test('cluster_metrics.json fixture: every case passes', { skip: !fs.existsSync(FIXTURE) && 'fixture not present' }, () => {
+test('cluster_metrics.json fixture: every case passes', { skip: !fs.existsSync(FIXTURE) && 'fixture not present' }, async () => {
   const results = checkClusterMetricsFixture(JSON.parse(fs.readFileSync(FIXTURE, 'utf8')));
   assert.ok(results.length > 0);
   for (const r of results) assert.ok(r.passed, `${r.name}: ${r.detail ?? ''} (abs ${r.maxAbsErr})`);
 });
 
-test('perfect clustering up to renaming gives 1 everywhere', () => {
+test('perfect clustering up to renaming gives 1 everywhere', async () => {
   const labels = [0, 0, 1, 1, 2, 2, 2];
   const clusters = [5, 5, 9, 9, 1, 1, 1];
   const m = clusterMetrics(labels, clusters);
@@ -39,7 +39,7 @@ test('perfect clustering up to renaming gives 1 everywhere', () => {
   assert.equal(m.purity, 1);
 });
 
-test('metrics are invariant to permuting cluster ids and to swapping label names', () => {
+test('metrics are invariant to permuting cluster ids and to swapping label names', async () => {
   const rng = new Rng(3);
   const labels = Array.from({ length: 300 }, () => rng.randint(0, 4));
   const clusters = labels.map((l) => (rng.bernoulli(0.3) ? rng.randint(0, 6) : l));
@@ -67,7 +67,7 @@ const SKLEARN_CASES: { name: string; labels: number[]; clusters: number[]; nmi: 
 ];
 
 for (const c of SKLEARN_CASES) {
-  test(`matches sklearn: ${c.name}`, () => {
+  test(`matches sklearn: ${c.name}`, async () => {
     close(nmi(c.labels, c.clusters), c.nmi, 1e-12, 'nmi');
     close(nmi(c.labels, c.clusters, 'geometric'), c.nmiGeo, 1e-12, 'nmi geometric');
     close(ari(c.labels, c.clusters), c.ari, 1e-12, 'ari');
@@ -76,7 +76,7 @@ for (const c of SKLEARN_CASES) {
   });
 }
 
-test('large n: ARI pair counts stay exact past 2^53 (sklearn 1.2.1 values)', () => {
+test('large n: ARI pair counts stay exact past 2^53 (sklearn 1.2.1 values)', async () => {
   // y = repeat(arange(10), 6000); p = (y + (i % 7 == 0)) % 10, as in the python cross-check.
   const n = 60000;
   const y = Int32Array.from({ length: n }, (_, i) => Math.floor(i / 6000));
@@ -86,7 +86,7 @@ test('large n: ARI pair counts stay exact past 2^53 (sklearn 1.2.1 values)', () 
   close(fmi(y, p), 0.7550476148522108, 1e-12, 'fmi');
 });
 
-test('independent random labellings: ARI ≈ 0, NMI small, ACC near chance', () => {
+test('independent random labellings: ARI ≈ 0, NMI small, ACC near chance', async () => {
   const rng = new Rng(11);
   const n = 5000;
   const a = Array.from({ length: n }, () => rng.randint(0, 9));
@@ -97,7 +97,7 @@ test('independent random labellings: ARI ≈ 0, NMI small, ACC near chance', () 
   assert.ok(acc > 0.1 && acc < 0.15, `acc ${acc}`);
 });
 
-test('hand-derived small case: contingency, pair counts, purity, matching', () => {
+test('hand-derived small case: contingency, pair counts, purity, matching', async () => {
   const labels = [0, 0, 0, 1, 1, 2];
   const clusters = [1, 1, 0, 0, 0, 0];
   const ct = contingencyMatrix(labels, clusters);
@@ -130,7 +130,7 @@ test('hand-derived small case: contingency, pair counts, purity, matching', () =
   assert.equal(entropy([5, 5, 5]), 0);
 });
 
-test('Hungarian accuracy with more clusters than labels counts unmatched clusters as errors; purity does not', () => {
+test('Hungarian accuracy with more clusters than labels counts unmatched clusters as errors; purity does not', async () => {
   // Each label split into two pure clusters: purity 1, but only one cluster per label can match.
   const labels = [0, 0, 0, 0, 1, 1, 1, 1];
   const clusters = [0, 0, 0, 1, 2, 2, 3, 3];
@@ -138,7 +138,7 @@ test('Hungarian accuracy with more clusters than labels counts unmatched cluster
   close(hungarianAccuracy(labels, clusters), (3 + 2) / 8);
 });
 
-test('confusionMatrix: rows are true classes, columns predictions', () => {
+test('confusionMatrix: rows are true classes, columns predictions', async () => {
   assert.deepEqual(confusionMatrix([0, 1, 1, 2], [0, 2, 1, 2]), [
     [1, 0, 0],
     [0, 1, 1],
@@ -151,7 +151,7 @@ test('confusionMatrix: rows are true classes, columns predictions', () => {
   assert.throws(() => confusionMatrix([0, 3], [0, 1], 2), /numClasses/);
 });
 
-test('bad input gives clear errors', () => {
+test('bad input gives clear errors', async () => {
   assert.throws(() => nmi([0, 1], [0]), /one cluster id per labelled sample/);
   assert.throws(() => ari([0, NaN], [0, 1]), /finite/);
   assert.throws(() => hungarianAccuracy([], []), /at least one/);

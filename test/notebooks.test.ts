@@ -37,7 +37,7 @@ const notebooks = fs
   .sort();
 
 describe('notebooks (static)', () => {
-  it('the six notebooks are there, in order', () => {
+  it('the six notebooks are there, in order', async () => {
     assert.deepEqual(
       notebooks.map((f) => f.slice(0, 2)),
       ['00', '01', '02', '03', '04', '05'],
@@ -45,7 +45,7 @@ describe('notebooks (static)', () => {
   });
 
   for (const f of notebooks) {
-    it(`${f}: tslab kernel, committed without outputs, explains itself, declares its figures`, () => {
+    it(`${f}: tslab kernel, committed without outputs, explains itself, declares its figures`, async () => {
       const nb = JSON.parse(fs.readFileSync(path.join(ROOT, 'notebooks', f), 'utf8')) as NotebookJson;
       assert.equal(nb.metadata.kernelspec?.name, 'tslab');
       assert.equal(nb.metadata.kernelspec?.language, 'typescript');
@@ -70,7 +70,7 @@ describe('notebooks (executed with Jupyter, checked in Chromium)', () => {
   ];
   const built = fs.existsSync(path.join(ROOT, 'dist', 'src', 'index.js'));
 
-  it('every notebook runs in quick mode and every figure renders', { timeout: 25 * 60_000, skip: !process.env.CI && missing.length ? `needs ${missing.join('; ')}` : false }, () => {
+  it('every notebook runs in quick mode and every figure renders', { timeout: 25 * 60_000, skip: !process.env.CI && missing.length ? `needs ${missing.join('; ')}` : false }, async () => {
     if (missing.length) assert.fail(`the notebook test needs tools that are not installed — install them:\n  ${missing.join('\n  ')}`);
     assert.ok(built, "dist/ is missing: run 'npm run build' (npm test does) before this test");
     const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'notebooks.js')], {

@@ -16,7 +16,7 @@ const ROOT = packageRoot();
 const BINDER = path.join(ROOT, 'binder');
 
 describe('binder', () => {
-  it('has the repo2docker files, with Node 20 pinned', () => {
+  it('has the repo2docker files, with Node 20 pinned', async () => {
     for (const f of ['environment.yml', 'apt.txt', 'postBuild']) assert.ok(fs.existsSync(path.join(BINDER, f)), `binder/${f} is missing`);
     const env = fs.readFileSync(path.join(BINDER, 'environment.yml'), 'utf8');
     assert.match(env, /^\s*-\s*nodejs\s*=\s*20\b/m);
@@ -32,7 +32,7 @@ describe('binder', () => {
     assert.equal(syntax.status, 0, syntax.stderr);
   });
 
-  it('postBuild runs cleanly in a fresh copy: npm ci, build, then registers the tslab kernel', () => {
+  it('postBuild runs cleanly in a fresh copy: npm ci, build, then registers the tslab kernel', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-binder-'));
     try {
       const repo = path.join(tmp, 'repo');

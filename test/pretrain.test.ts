@@ -26,7 +26,7 @@ async function drain(t: Pretrainer): Promise<void> {
 }
 
 describe('presets', () => {
-  it('every preset tiles its crops with its patches and its head fits its loss', () => {
+  it('every preset tiles its crops with its patches and its head fits its loss', async () => {
     for (const name of ['fashion-mnist', 'bench', 'tiny', 'cifar10', 'vit-s16']) {
       const c = pretrainPreset(name);
       const p = c.model.vit.patchSize;
@@ -39,7 +39,7 @@ describe('presets', () => {
     }
   });
 
-  it('the default Fashion-MNIST recipe scales its warm-ups with the run length', () => {
+  it('the default Fashion-MNIST recipe scales its warm-ups with the run length', async () => {
     const short = pretrainPreset('fashion-mnist', { epochs: 5 });
     const long = pretrainPreset('fashion-mnist', { epochs: 50 });
     assert.ok(Math.abs(short.warmupEpochs - 0.5) < 1e-9 && Math.abs(long.warmupEpochs - 5) < 1e-9);

@@ -16,7 +16,7 @@ function run(args: string[]) {
 }
 
 describe('ibotlab verify-reference', { skip: !haveRef && !process.env.CI ? `no fixtures at ${refDir}` : false }, () => {
-  it('passes every fixture of ../shared/reference (independent PyTorch / scikit-learn numbers)', () => {
+  it('passes every fixture of ../shared/reference (independent PyTorch / scikit-learn numbers)', async () => {
     const r = run(['verify-reference', refDir]);
     const n = fs.readdirSync(refDir).filter((f) => f.endsWith('.json')).length;
     assert.equal(r.status, 0, r.stdout + r.stderr);
@@ -24,7 +24,7 @@ describe('ibotlab verify-reference', { skip: !haveRef && !process.env.CI ? `no f
     assert.doesNotMatch(r.stdout, /FAIL/);
   });
 
-  it('fails, naming the case, when a fixture number is off', () => {
+  it('fails, naming the case, when a fixture number is off', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-ref-'));
     const loss = JSON.parse(fs.readFileSync(path.join(refDir, 'ibot_loss.json'), 'utf8'));
     loss.cases[1].expected.patch *= 1.001;

@@ -28,7 +28,7 @@ function handMade(): Buffer {
 }
 
 describe('.safetensors', () => {
-  it('decodes F16, BF16 and I64 written by hand', () => {
+  it('decodes F16, BF16 and I64 written by hand', async () => {
     const { tensors, metadata } = parseSafetensors(handMade());
     assert.deepEqual(Array.from(tensors.h.data), [1, -2]);
     assert.deepEqual(Array.from(tensors.b.data), [1]);
@@ -37,7 +37,7 @@ describe('.safetensors', () => {
     assert.equal(metadata.format, 'pt');
   });
 
-  it('round-trips float32 and int32 tensors with metadata, 8-byte aligned data', () => {
+  it('round-trips float32 and int32 tensors with metadata, 8-byte aligned data', async () => {
     const t = { w: { shape: [2, 2], dtype: 'float32' as const, data: Float32Array.from([1.5, -2, 3.25, 1e-8]) }, n: { shape: [3], dtype: 'int32' as const, data: Int32Array.from([1, -2, 3]) } };
     const buf = serializeSafetensors(t, { note: 'x' });
     assert.equal((8 + Number(buf.readBigUInt64LE(0))) % 8, 0);
@@ -47,7 +47,7 @@ describe('.safetensors', () => {
     assert.equal(back.metadata.note, 'x');
   });
 
-  it('truncated or foreign files fail with a message naming the file', () => {
+  it('truncated or foreign files fail with a message naming the file', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-st-'));
     const good = handMade();
     fs.writeFileSync(path.join(dir, 'cut.safetensors'), good.subarray(0, good.length - 3));
@@ -57,11 +57,11 @@ describe('.safetensors', () => {
     assert.throws(() => readSafetensors(path.join(dir, 'missing.safetensors')), /no such file/);
   });
 
-  it('ViT weights export with timm names and layouts and load back exactly; a wrong-size model is refused clearly', () => {
+  it('ViT weights export with timm names and layouts and load back exactly; a wrong-size model is refused clearly', async () => {
     const a = new VisionTransformer(vitConfig('vit-tiny-28', { embedDim: 32, depth: 1, numHeads: 2 }), 1);
     const b = new VisionTransformer(vitConfig('vit-tiny-28', { embedDim: 32, depth: 1, numHeads: 2 }), 2);
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-vit-')), 'vit.safetensors');
-    writeSafetensors(file, a.params.toTorch());
+    writeSafetensors(file, await a.params.toTorch());
     const { tensors } = readSafetensors(file);
     assert.deepEqual(tensors['patch_embed.proj.weight'].shape, [32, 1, 4, 4]);
     assert.deepEqual(tensors['blocks.0.attn.qkv.weight'].shape, [96, 32]);

@@ -12,6 +12,7 @@ import { VisionTransformer, vitConfig } from '../src/model/vit';
 import { IBOTModel } from '../src/train/ibot';
 import { Rng } from '../src/util/rng';
 import { loadEmbeddedFashionMnist } from '../src/data/registry';
+import { backboneFeatureSet, disposeFeatureSet, pixelFeatureSet } from '../src/eval/features';
 
 before(setup);
 
@@ -38,7 +39,7 @@ function stepEvent(step: number, loss: number): PretrainEvent {
 }
 
 describe('subplotGrid', () => {
-  it('tiles the paper without overlap, row-major from the top-left', () => {
+  it('tiles the paper without overlap, row-major from the top-left', async () => {
     const cells = viz.subplotGrid(2, 3, { hgap: 0.1, vgap: 0.2 });
     assert.equal(cells.length, 6);
     assert.deepEqual(
@@ -56,16 +57,16 @@ describe('subplotGrid', () => {
 });
 
 describe('images and overlays', () => {
-  it('imagesFromTensor undoes (x − mean)/std and clamps to [0, 1]', () => {
+  it('imagesFromTensor undoes (x − mean)/std and clamps to [0, 1]', async () => {
     const x = tf.tensor4d([0, 1, -2, 10], [1, 2, 2, 1]);
-    const [img] = viz.imagesFromTensor(x, { mean: [0.5], std: [0.25] });
+    const [img] = await viz.imagesFromTensor(x, { mean: [0.5], std: [0.25] });
     // 0·0.25+0.5, 1·0.25+0.5, −2·0.25+0.5 = 0, 10·0.25+0.5 → clamped 1
     assert.deepEqual(Array.from(img.data), [0.5, 0.75, 0, 1]);
     assert.equal(img.width, 2);
     x.dispose();
   });
 
-  it('a patch overlay covers exactly the pixels of each patch', () => {
+  it('a patch overlay covers exactly the pixels of each patch', async () => {
     const t = viz.patchOverlayTrace({ values: [1, 0, 0, 1], grid: [2, 2], patchSize: 4 }, { xaxis: 'x', yaxis: 'y' });
     // Cell centres at 1.5 and 5.5: cell j spans [4j − 0.5, 4j + 3.5], i.e. pixels 4j … 4j+3.
     assert.equal(t.x0, 1.5);
@@ -79,7 +80,7 @@ describe('images and overlays', () => {
     assert.throws(() => viz.patchOverlayTrace({ values: [1, 0], grid: [2, 2], patchSize: 4 }, { xaxis: 'x', yaxis: 'y' }), /2 values for a 2×2 grid/);
   });
 
-  it('imageGridFigure: one heatmap per grey image, one more per overlay, boxes as shapes', () => {
+  it('imageGridFigure: one heatmap per grey image, one more per overlay, boxes as shapes', async () => {
     const img: viz.HostImage = { width: 4, height: 4, channels: 1, data: new Float32Array(16).fill(0.5) };
     const fig = viz.imageGridFigure(
       [{ image: img, title: 'a' }, { image: img, overlay: { values: [1, 0, 0, 0], grid: [2, 2], patchSize: 2 }, boxes: [viz.patchBox(3, 2, 2)] }],
@@ -92,7 +93,7 @@ describe('images and overlays', () => {
     assert.deepEqual([shapes[0].x0, shapes[0].x1, shapes[0].y0, shapes[0].y1], [1.5, 3.5, 1.5, 3.5]);
   });
 
-  it('multiCropGalleryFigure reports the masked share of each global crop', () => {
+  it('multiCropGalleryFigure reports the masked share of each global crop', async () => {
     const g: viz.HostImage = { width: 8, height: 8, channels: 1, data: new Float32Array(64) };
     const l: viz.HostImage = { width: 4, height: 4, channels: 1, data: new Float32Array(16) };
     const mask = Uint8Array.from([1, 0, 0, 0]); // 1 of 4 patches
@@ -106,7 +107,7 @@ describe('images and overlays', () => {
 });
 
 describe('attention', () => {
-  it("attentionMassMask keeps DINO's top set holding the requested mass", () => {
+  it("attentionMassMask keeps DINO's top set holding the requested mass", async () => {
     // Ascending: 0.1, 0.2, 0.2, 0.5 → cumulative 0.1, 0.3, 0.5, 1.0; keep cum > 0.4 → the 0.2 at index 3 and the 0.5.
     assert.deepEqual(Array.from(viz.attentionMassMask([0.1, 0.5, 0.2, 0.2], 0.6)), [0, 1, 0, 1]);
     // Unnormalised input gives the same set; the kept mass (0.7) is the smallest ≥ 0.6 among top sets.
@@ -116,7 +117,7 @@ describe('attention', () => {
     assert.throws(() => viz.attentionMassMask([1], 0), /mass/);
   });
 
-  it('clsAttentionMaps reads the [CLS] row of each head, without the [CLS] column', () => {
+  it('clsAttentionMaps reads the [CLS] row of each head, without the [CLS] column', async () => {
     // B=1, heads=2, 1+N = 3: head h row 0 = [c, a, b].
     const att = tf.tensor4d(
       [
@@ -126,21 +127,21 @@ describe('attention', () => {
       [1, 2, 3, 3],
     );
     const before = tf.memory().numTensors;
-    const maps = viz.clsAttentionMaps(att, 0);
+    const maps = await viz.clsAttentionMaps(att, 0);
     assert.equal(tf.memory().numTensors, before);
     assert.deepEqual(maps.map((m) => Array.from(m).map((v) => Math.round(v * 10) / 10)), [
       [0.3, 0.5],
       [0.6, 0.3],
     ]);
-    assert.throws(() => viz.clsAttentionMaps(att, 1), /outside the batch/);
+    await assert.rejects(async () => viz.clsAttentionMaps(att, 1), /outside the batch/);
     att.dispose();
   });
 
-  it('a real ViT gives one map per head that with [CLS]→[CLS] sums to 1', () => {
+  it('a real ViT gives one map per head that with [CLS]→[CLS] sums to 1', async () => {
     const vit = new VisionTransformer(vitConfig('vit-tiny-28', { embedDim: 32, depth: 1, numHeads: 2 }), 3);
     const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
     const out = vit.forward(x, { attentionOf: -1 });
-    const maps = viz.clsAttentionMaps(out.attention as tf.Tensor4D, 1);
+    const maps = await viz.clsAttentionMaps(out.attention as tf.Tensor4D, 1);
     const self = tf.tidy(() => tf.slice(out.attention as tf.Tensor4D, [1, 0, 0, 0], [1, 2, 1, 1]).dataSync());
     assert.equal(maps.length, 2);
     maps.forEach((m, h) => {
@@ -156,7 +157,7 @@ describe('attention', () => {
 });
 
 describe('patch patterns', () => {
-  it('dominantPatterns ranks prototypes by population and members by score, one per image', () => {
+  it('dominantPatterns ranks prototypes by population and members by score, one per image', async () => {
     // 2 images × 3 patches. Prototype 7 wins 4 patches, prototype 2 wins 2.
     const a: viz.PatchAssignment = {
       numImages: 2,
@@ -181,17 +182,17 @@ describe('patch patterns', () => {
     assert.deepEqual(all[0].members.map((m) => m.score), [0.9, 0.8, 0.3, 0.1].map((v) => Math.fround(v)));
   });
 
-  it('patchAssignments takes argmax and max over prototypes without leaking tensors', () => {
+  it('patchAssignments takes argmax and max over prototypes without leaking tensors', async () => {
     const s = tf.tensor3d([0.1, 0.9, 0.3, 0.7, 0.2, 0.1], [1, 2, 3]);
     const before = tf.memory().numTensors;
-    const a = viz.patchAssignments(s);
+    const a = await viz.patchAssignments(s);
     assert.equal(tf.memory().numTensors, before);
     assert.deepEqual(Array.from(a.prototype), [1, 0]);
     assert.deepEqual(Array.from(a.score), [0.9, 0.7].map((v) => Math.fround(v)));
     s.dispose();
   });
 
-  it('mimPredictions: an untrained pair agrees on unmasked inputs everywhere, and counts only masked patches', () => {
+  it('mimPredictions: an untrained pair agrees on unmasked inputs everywhere, and counts only masked patches', async () => {
     const cfg = {
       vit: vitConfig('vit-tiny-28', { embedDim: 32, depth: 1, numHeads: 2 }),
       head: { outDim: 16, patchOutDim: 16, hiddenDim: 32, bottleneckDim: 8, nlayers: 2, normLastLayer: true, sharedHead: true },
@@ -205,11 +206,11 @@ describe('patch patterns', () => {
     const x = tf.randomNormal([2, 28, 28, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
     // All-zero masks: student = teacher (same weights, no stochastic depth) → no masked patch to score.
     const none = tf.zeros([2, 49]) as tf.Tensor2D;
-    const p0 = viz.mimPredictions(model, x, none);
+    const p0 = await viz.mimPredictions(model, x, none);
     assert.deepEqual(Array.from(p0.student), Array.from(p0.teacher));
     assert.equal(p0.agreement, 0);
     const m = tf.tensor2d(Array.from({ length: 98 }, (_, i) => (i % 7 === 0 ? 1 : 0)), [2, 49]);
-    const p = viz.mimPredictions(model, x, m);
+    const p = await viz.mimPredictions(model, x, m);
     assert.equal(p.masked.reduce((s, v) => s + v, 0), 14);
     const fig = viz.mimFigure({ images: [0, 1].map(() => ({ width: 28, height: 28, channels: 1 as const, data: new Float32Array(784) })), predictions: p, grid: [7, 7], patchSize: 4 });
     assert.equal(fig.data.length, 8);
@@ -219,13 +220,13 @@ describe('patch patterns', () => {
 });
 
 describe('projections', () => {
-  it('pca2d finds the principal directions of a hand-made cloud', () => {
+  it('pca2d finds the principal directions of a hand-made cloud', async () => {
     // Points t·u + s·v with u = (0.6, 0.8), v = (−0.8, 0.6); t and s centred and uncorrelated.
     const t = [-2, -1, 0, 1, 2];
     const s = [0.5, -0.5, 0, -0.5, 0.5];
     const rows = t.map((ti, i) => [0.6 * ti - 0.8 * s[i], 0.8 * ti + 0.6 * s[i]]);
     const before = tf.memory().numTensors;
-    const p = viz.pca2d(rows);
+    const p = await viz.pca2d(rows);
     assert.equal(tf.memory().numTensors, before);
     // var(t) = 10/4, var(s) = 1/4 → explained 2.5/2.75 and 0.25/2.75.
     close(p.explained[0], 2.5 / 2.75, 1e-4);
@@ -241,15 +242,15 @@ describe('projections', () => {
     });
   });
 
-  it('umap2d is reproducible for a seed and keeps separated clusters apart', () => {
+  it('umap2d is reproducible for a seed and keeps separated clusters apart', async () => {
     const rng = new Rng(4);
     const rows: number[][] = [];
     for (let i = 0; i < 60; i++) {
       const c = i < 30 ? 0 : 10;
       rows.push(Array.from({ length: 5 }, () => c + rng.normal() * 0.3));
     }
-    const a = viz.umap2d(rows, { seed: 1, nNeighbors: 8, nEpochs: 100 });
-    const b = viz.umap2d(rows, { seed: 1, nNeighbors: 8, nEpochs: 100 });
+    const a = await viz.umap2d(rows, { seed: 1, nNeighbors: 8, nEpochs: 100 });
+    const b = await viz.umap2d(rows, { seed: 1, nNeighbors: 8, nEpochs: 100 });
     assert.deepEqual(Array.from(a.x), Array.from(b.x));
     const mean = (xs: Float32Array, lo: number, hi: number): number => xs.slice(lo, hi).reduce((s, v) => s + v, 0) / (hi - lo);
     const gap = Math.hypot(mean(a.x, 0, 30) - mean(a.x, 30, 60), mean(a.y, 0, 30) - mean(a.y, 30, 60));
@@ -263,7 +264,7 @@ describe('projections', () => {
     assert.ok(gap > 2 * Math.max(spread(0, 30), spread(30, 60)), `clusters not separated: gap ${gap}`);
   });
 
-  it('projectionFigure draws one trace per class with image index and class on hover', () => {
+  it('projectionFigure draws one trace per class with image index and class on hover', async () => {
     const fig = viz.projectionFigure({
       points: { x: Float32Array.from([0, 1, 2]), y: Float32Array.from([0, 1, 2]) },
       labels: [1, 0, 1],
@@ -283,7 +284,7 @@ describe('projections', () => {
 });
 
 describe('training curves', () => {
-  it('smooth is a bias-corrected EMA', () => {
+  it('smooth is a bias-corrected EMA', async () => {
     // β = 0.5: s1 = 0/0.5 = 0; s2 = (0.5·0 + 0.5·1)/(0.75) = 2/3.
     const s = viz.smooth([0, 1], 0.5);
     close(s[0], 0);
@@ -291,7 +292,7 @@ describe('training curves', () => {
     assert.deepEqual(viz.smooth([3, 3, 3], 0.9).map((v) => Math.round(v * 1e9) / 1e9), [3, 3, 3]);
   });
 
-  it('TrainingHistory collects steps, replaces repeated (resumed) ones, and the figure has the ln K line', () => {
+  it('TrainingHistory collects steps, replaces repeated (resumed) ones, and the figure has the ln K line', async () => {
     const h = new viz.TrainingHistory();
     const cfgEvent = { type: 'start', totalSteps: 10, itersPerEpoch: 5, epochs: 2, resumedFrom: 0, config: { model: { head: { outDim: 64 } } } } as unknown as PretrainEvent;
     h.push(cfgEvent);
@@ -315,7 +316,7 @@ describe('training curves', () => {
     assert.ok('xaxis8' in fig.layout && 'yaxis8' in fig.layout);
   });
 
-  it('fromLog reads log.jsonl, keeps the last record per step and tolerates a torn last line', () => {
+  it('fromLog reads log.jsonl, keeps the last record per step and tolerates a torn last line', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-viz-'));
     const file = path.join(dir, 'log.jsonl');
     const rec = (step: number, loss: number): string => JSON.stringify({ step, totalSteps: 5, epoch: 0, lr: 1, wd: 0, momentum: 0.9, imagesPerSec: 1, stats: stats({ loss }) });
@@ -335,7 +336,7 @@ describe('training curves', () => {
 });
 
 describe('tables and charts', () => {
-  it('tableHtml escapes text, formats numbers and bolds the column maximum', () => {
+  it('tableHtml escapes text, formats numbers and bolds the column maximum', async () => {
     const html = viz.tableHtml(
       [
         { method: '<b>knn</b>', top1: 71.234, n: 500 },
@@ -350,7 +351,7 @@ describe('tables and charts', () => {
     assert.ok(html.includes('>500<'));
   });
 
-  it('confusionMatrixFigure normalises rows and titles the accuracy', () => {
+  it('confusionMatrixFigure normalises rows and titles the accuracy', async () => {
     const m = [
       [3, 1],
       [0, 4],
@@ -371,7 +372,7 @@ describe('tables and charts', () => {
     assert.throws(() => viz.confusionMatrixFigure([[1, 2]]), /square/);
   });
 
-  it('sortedProbabilitiesFigure sorts and reports entropy', () => {
+  it('sortedProbabilitiesFigure sorts and reports entropy', async () => {
     const fig = viz.sortedProbabilitiesFigure([{ name: 'p', probs: [0.25, 0.5, 0.25] }]);
     assert.deepEqual(fig.data[0].y, [0.5, 0.25, 0.25]);
     // H = −(0.5 ln 0.5 + 2 · 0.25 ln 0.25) = 1.5 ln 2 ≈ 1.04
@@ -379,7 +380,7 @@ describe('tables and charts', () => {
     close(viz.entropyOf([0.5, 0.5]), Math.log(2));
   });
 
-  it('bar, line and cluster-gallery charts check their inputs', () => {
+  it('bar, line and cluster-gallery charts check their inputs', async () => {
     assert.throws(() => viz.barChartFigure(['a', 'b'], [{ name: 's', values: [1] }]), /1 values for 2 categories/);
     const bars = viz.barChartFigure(['a'], [{ name: 's', values: [12.345] }], { digits: 1 });
     assert.deepEqual(bars.data[0].text, ['12.3']);
@@ -393,7 +394,7 @@ describe('tables and charts', () => {
 });
 
 describe('html', () => {
-  it('figureJson turns typed arrays into arrays, non-finite into null and escapes </script>', () => {
+  it('figureJson turns typed arrays into arrays, non-finite into null and escapes </script>', async () => {
     const json = viz.figureJson({ data: [{ type: 'scatter', x: Float32Array.from([1, 2.5]), y: [NaN, 1 / 3], name: '</script><script>' }], layout: {} });
     const back = JSON.parse(json) as { data: Array<{ x: number[]; y: Array<number | null>; name: string }> };
     assert.deepEqual(back.data[0].x, [1, 2.5]);
@@ -403,7 +404,7 @@ describe('html', () => {
     assert.ok(!json.includes('</script'));
   });
 
-  it('figureHtml makes a div and a newPlot call; standalone pages inline plotly once', () => {
+  it('figureHtml makes a div and a newPlot call; standalone pages inline plotly once', async () => {
     const fig = viz.barChartFigure(['a'], [{ name: 's', values: [1] }]);
     const html = viz.figureHtml(fig, { id: 'fig-a' });
     assert.ok(html.startsWith('<div class="ibotlab-figure" id="fig-a"'));
@@ -429,7 +430,7 @@ describe('notebook display helpers', () => {
     return { api: { display: mk(0), newDisplay: () => mk(next++) }, sent };
   }
 
-  it('show sends plotly.js once, then one output per item', () => {
+  it('show sends plotly.js once, then one output per item', async () => {
     const { api, sent } = fakeDisplay();
     viz.useDisplay(api);
     const fig = viz.barChartFigure(['a'], [{ name: 's', values: [1] }]);
@@ -458,14 +459,14 @@ describe('notebook display helpers', () => {
     viz.useDisplay(undefined);
   });
 
-  it('outside a tslab kernel show() explains what to do', () => {
+  it('outside a tslab kernel show() explains what to do', async () => {
     viz.useDisplay(undefined);
     assert.throws(() => viz.show({ html: 'x' }), /tslab/);
   });
 });
 
 describe('notebook settings and the shared checkpoint', () => {
-  it('reads IBOTLAB_QUICK, IBOTLAB_RUNS and IBOTLAB_CHECKPOINT', () => {
+  it('reads IBOTLAB_QUICK, IBOTLAB_RUNS and IBOTLAB_CHECKPOINT', async () => {
     const q = viz.notebookSettings({ IBOTLAB_QUICK: '1', IBOTLAB_RUNS: '/tmp/r' });
     assert.equal(q.quick, true);
     assert.equal(q.pretrainDir, path.join('/tmp/r', 'notebook-fashion-mnist-quick'));
@@ -475,7 +476,7 @@ describe('notebook settings and the shared checkpoint', () => {
     assert.equal(viz.notebookSettings({ IBOTLAB_CHECKPOINT: '/x/run' }).pretrainDir, '/x/run');
   });
 
-  it('the quick recipe is consistent: whole epochs, matching crop counts in the loss', () => {
+  it('the quick recipe is consistent: whole epochs, matching crop counts in the loss', async () => {
     const c = viz.notebookPretrainConfig(true);
     assert.equal(c.model.vit.depth, 2);
     assert.equal(c.model.vit.embedDim, 64);
@@ -503,24 +504,24 @@ describe('notebook settings and the shared checkpoint', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('feature sets: pixel features are the scaled pixels; backbone sets slice the last [CLS]', () => {
+  it('feature sets: pixel features are the scaled pixels; backbone sets slice the last [CLS]', async () => {
     const { train, test } = loadEmbeddedFashionMnist();
     const tr = { ...train, n: 20, images: train.images.subarray(0, 20 * 784), labels: train.labels.subarray(0, 20) };
     const te = { ...test, n: 10, images: test.images.subarray(0, 10 * 784), labels: test.labels.subarray(0, 10) };
     const before = tf.memory().numTensors;
-    const px = viz.pixelFeatureSet(tr, te);
+    const px = await pixelFeatureSet(tr, te);
     assert.deepEqual(px.train.shape, [20, 784]);
     close(px.train.dataSync()[300], tr.images[300] / 255, 1e-6);
-    viz.disposeFeatureSet(px);
+    disposeFeatureSet(px);
     const vit = new VisionTransformer(vitConfig('vit-tiny-28', { embedDim: 16, depth: 2, numHeads: 2 }), 0);
-    const fsb = viz.backboneFeatureSet({ name: 'v', backbone: vit, normalize: null }, tr, te);
+    const fsb = await backboneFeatureSet({ name: 'v', backbone: vit, normalize: null }, tr, te);
     assert.deepEqual(fsb.linearTrain?.shape, [20, 32]);
     assert.deepEqual(fsb.train.shape, [20, 16]);
     // The k-NN feature is the last block's half of the linear-probe feature.
     const lt = fsb.linearTrain?.arraySync() as number[][];
     const t = fsb.train.arraySync();
     close(t[3][5], lt[3][16 + 5], 1e-6);
-    viz.disposeFeatureSet(fsb);
+    disposeFeatureSet(fsb);
     vit.dispose();
     assert.equal(tf.memory().numTensors, before);
   });

@@ -42,7 +42,7 @@ const tools = require(path.join(ROOT, 'scripts', 'jupyter.js')) as Tools;
 const browser = require(path.join(ROOT, 'scripts', 'browser-check.js')) as BrowserCheck;
 
 /** One of each figure on real data and a small random network. */
-function gallery(): viz.PageItem[] {
+async function gallery(): Promise<viz.PageItem[]> {
   const { test } = loadEmbeddedFashionMnist();
   const rng = new Rng(1);
   const items: viz.PageItem[] = [];
@@ -55,22 +55,22 @@ function gallery(): viz.PageItem[] {
   const x = toTensor(test, [0, 1, 2, 3]);
   const views = multiCrop(x, multiCropPreset('gray28', { normalize: 'none', localCrops: 2 }), rng);
   const masks = [blockMaskWithBlocks(7, 7, 15, rng).mask, blockMaskWithBlocks(7, 7, 10, rng).mask];
-  items.push(viz.multiCropGalleryFigure({ original: viz.datasetImage(test, 0), global: views.global.map((g) => viz.imagesFromTensor(g)[0]), local: views.local.map((l) => viz.imagesFromTensor(l)[0]), masks, patchSize: 4 }));
+  items.push(viz.multiCropGalleryFigure({ original: viz.datasetImage(test, 0), global: await Promise.all(views.global.map(async (g) => (await viz.imagesFromTensor(g))[0])), local: await Promise.all(views.local.map(async (l) => (await viz.imagesFromTensor(l))[0])), masks, patchSize: 4 }));
   items.push(viz.maskGalleryFigure({ images: [0, 1].map((i) => viz.datasetImage(test, i)), masks, patchSize: 4 }));
   const vit = new VisionTransformer(vitConfig('vit-tiny-28', { embedDim: 32, depth: 2, numHeads: 2 }), 0);
   const head = new IBOTHead({ inDim: 32, outDim: 32, patchOutDim: 32, hiddenDim: 32, bottleneckDim: 16, nlayers: 2, normLastLayer: true, sharedHead: true }, 1);
   const out = vit.forward(x, { attentionOf: -1 });
-  const att = [0, 1].map((b) => ({ image: viz.datasetImage(test, b), maps: viz.clsAttentionMaps(out.attention as tf.Tensor4D, b) }));
+  const att = await Promise.all([0, 1].map(async (b) => ({ image: viz.datasetImage(test, b), maps: await viz.clsAttentionMaps(out.attention as tf.Tensor4D, b) })));
   items.push(viz.attentionMapsFigure(att, { patchSize: 4 }), viz.attentionMapsFigure(att, { patchSize: 4, threshold: 0.6 }));
   const patch = tf.tidy(() => head.forwardTokens(out.tokens).patch);
-  const a = viz.patchAssignments(patch);
+  const a = await viz.patchAssignments(patch);
   const groups = viz.dominantPatterns(a, { top: 3, perPrototype: 4 });
   const imgs = [0, 1, 2, 3].map((i) => viz.datasetImage(test, i));
   items.push(viz.patchPatternsFigure({ images: imgs, groups, gridW: 7, patchSize: 4 }), viz.prototypeLayoutFigure({ images: imgs, indices: [0, 1], assignment: a, groups, grid: [7, 7], patchSize: 4 }));
   const feats = tf.randomNormal([60, 8], 0, 1, 'float32', 3) as tf.Tensor2D;
   const labels = Array.from({ length: 60 }, (_, i) => i % 3);
-  items.push(viz.projectionFigure({ points: viz.pca2d(feats), labels, classNames: ['a', 'b', 'c'] }));
-  items.push(viz.projectionFigure({ points: viz.umap2d(feats, { seed: 0, nEpochs: 50 }), labels }));
+  items.push(viz.projectionFigure({ points: await viz.pca2d(feats), labels, classNames: ['a', 'b', 'c'] }));
+  items.push(viz.projectionFigure({ points: await viz.umap2d(feats, { seed: 0, nEpochs: 50 }), labels }));
   const cm = [
     [5, 1],
     [2, 4],
@@ -87,9 +87,9 @@ function gallery(): viz.PageItem[] {
 
 describe('figures in a browser', () => {
   const chrome = tools.findChromium();
-  it('a standalone page of every figure renders in headless Chromium', { timeout: 180_000, skip: !chrome && !process.env.CI ? 'needs Chromium' : false }, () => {
+  it('a standalone page of every figure renders in headless Chromium', { timeout: 180_000, skip: !chrome && !process.env.CI ? 'needs Chromium' : false }, async () => {
     if (!chrome) assert.fail(`Chromium is not installed; install it: ${tools.CHROMIUM_APT}`);
-    const items = gallery();
+    const items = await gallery();
     const expected = items.filter((i) => 'data' in i).length;
     const dir = path.join(ROOT, '.cache', 'notebooks');
     const file = viz.writeStandaloneHtml(path.join(dir, 'html', 'viz-gallery.html'), items, { title: 'ibotlab figure gallery' });

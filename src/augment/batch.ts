@@ -1,12 +1,12 @@
 /**
- * One training batch's inputs for iBOT: the multi-crop views and a MIM mask
- * per global view, in the shape the training step takes
- * (`{ global, local, masks }`, structurally `train/ibot`'s `Crops`).
+ * One training batch's inputs for iBOT: the multi-crop views and the MIM
+ * masks of the global views, stacked crop-major the way the training step
+ * and the loss read them (`train/ibot`'s `Crops`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../util/rng';
 import { MaskingConfig, masksToTensor, patchGrid, sampleBatchMasks } from './masking';
-import { MultiCropConfig, MultiCropViews, disposeViews, multiCrop } from './multicrop';
+import { MultiCropConfig, MultiCropViews, multiCropStacked, unstackViews } from './multicrop';
 
 export interface IBOTBatchOptions {
   multiCrop: MultiCropConfig;
@@ -17,11 +17,18 @@ export interface IBOTBatchOptions {
   epoch?: number;
 }
 
-export interface IBOTBatch extends MultiCropViews {
-  /** One [B, N] float32 tensor per global view, 1 = masked patch, N = (globalSize / patchSize)^2. */
-  masks: tf.Tensor2D[];
+export interface IBOTBatch {
+  /** Global views [G·B, S, S, C], crop-major (all B images of view 0, then view 1, …). */
+  global: tf.Tensor4D;
+  /** Local views [L·B, s, s, C], crop-major; null without local crops. */
+  local: tf.Tensor4D | null;
+  /** Masks of the global views [G·B, N] float32, 1 = masked patch, N = (globalSize / patchSize)², same row order. */
+  masks: tf.Tensor2D;
   /** The same masks as arrays, `[globalView][image]`, row-major over the patch grid. */
   maskArrays: Uint8Array[][];
+  /** G and L. */
+  numGlobal: number;
+  numLocal: number;
 }
 
 /**
@@ -31,17 +38,21 @@ export interface IBOTBatch extends MultiCropViews {
  */
 export function ibotBatch(images: tf.Tensor4D, opts: IBOTBatchOptions, rng: Rng): IBOTBatch {
   const [gridH, gridW] = patchGrid(opts.multiCrop.globalSize, opts.patchSize);
-  const views = multiCrop(images, opts.multiCrop, rng);
+  const views = multiCropStacked(images, opts.multiCrop, rng);
   const B = images.shape[0];
-  const maskArrays = sampleBatchMasks(
-    { batchSize: B, numGlobalCrops: views.global.length, gridH, gridW, epoch: opts.epoch },
-    opts.masking,
-    rng,
-  );
-  return { ...views, masks: maskArrays.map((m) => masksToTensor(m)), maskArrays };
+  const G = opts.multiCrop.globalCrops;
+  const maskArrays = sampleBatchMasks({ batchSize: B, numGlobalCrops: G, gridH, gridW, epoch: opts.epoch }, opts.masking, rng);
+  return { ...views, masks: masksToTensor(maskArrays.flat()), maskArrays, numGlobal: G, numLocal: opts.multiCrop.localCrops };
+}
+
+/** The batch's views as one tensor per view (for looking at them); new tensors, the batch is kept. */
+export function batchViews(batch: IBOTBatch): MultiCropViews {
+  return {
+    global: unstackViews(batch.global, batch.numGlobal),
+    local: batch.local ? unstackViews(batch.local, batch.numLocal) : [],
+  };
 }
 
 export function disposeIBOTBatch(batch: IBOTBatch): void {
-  disposeViews(batch);
-  for (const m of batch.masks) m.dispose();
+  tf.dispose([batch.global, batch.masks, ...(batch.local ? [batch.local] : [])]);
 }

@@ -587,12 +587,12 @@ export function normalizeImages(x: tf.Tensor4D, norm: NormalizeConfig): tf.Tenso
 
 /**
  * Crops from images padded by one replicated pixel on each side (see
- * `resizedCrops`). Output pixel k samples input coordinate
+ * `resizedCrops`); `boxes` may hold several views of the batch, crop-major. Output pixel k samples input coordinate
  * top + (k + 0.5) * height / size - 0.5 (half-pixel centres, as PIL and
  * torchvision), which is always inside the padded image.
  */
 function cropsFromPadded(padded: tf.Tensor4D, boxes: CropBox[], size: number): tf.Tensor4D {
-  const [, Hp, Wp] = padded.shape;
+  const [B, Hp, Wp] = padded.shape;
   const coords = new Float32Array(boxes.length * 4);
   boxes.forEach((bx, i) => {
     const y1 = (bx.top + 1 + bx.height / (2 * size) - 0.5) / (Hp - 1);
@@ -605,7 +605,8 @@ function cropsFromPadded(padded: tf.Tensor4D, boxes: CropBox[], size: number): t
   return tf.image.cropAndResize(
     padded,
     tf.tensor2d(coords, [boxes.length, 4]),
-    tf.tensor1d(boxes.map((_, i) => i), 'int32'),
+    // Box i crops image i mod B: the views of a stacked plan (crop-major) all read the same batch.
+    tf.tensor1d(boxes.map((_, i) => i % B), 'int32'),
     [size, size],
     'bilinear',
   );
@@ -643,6 +644,12 @@ export function applyViewPlan(images: tf.Tensor4D, plan: ViewPlan, view: ViewCon
   return tf.tidy(() => applyPlanPadded(padOne(images), plan, view, normalize));
 }
 
+/**
+ * Applies a plan to the padded batch. The plan may be several views' plans
+ * concatenated crop-major (`stackPlans`) when they share size and solarize
+ * threshold, which is all `view` supplies: every other choice is per image,
+ * so a stacked application gives each image exactly what its own view would.
+ */
 function applyPlanPadded(padded: tf.Tensor4D, plan: ViewPlan, view: ViewConfig, normalize: NormalizeConfig | null): tf.Tensor4D {
   const C = padded.shape[3];
   const B = plan.boxes.length;
@@ -706,24 +713,67 @@ export interface MultiCropViews {
   local: tf.Tensor4D[];
 }
 
+/** The views of a batch stacked crop-major (all B images of view 0, then view 1, …), as the training step takes them. */
+export interface StackedViews {
+  /** [G·B, globalSize, globalSize, C]. */
+  global: tf.Tensor4D;
+  /** [L·B, localSize, localSize, C], or null without local crops. */
+  local: tf.Tensor4D | null;
+}
+
+function stackPlans(plans: ViewPlan[]): ViewPlan {
+  return {
+    boxes: plans.flatMap((p) => p.boxes),
+    jitter: plans.flatMap((p) => p.jitter),
+    grayscale: plans.flatMap((p) => p.grayscale),
+    blurSigma: plans.flatMap((p) => p.blurSigma),
+    solarize: plans.flatMap((p) => p.solarize),
+  };
+}
+
 /**
  * All views of a batch of images ([B, H, W, C], float32 in [0, 1], C = 1
- * or 3): global views first (view 0 is DINO's global_transfo1), then local
- * views, each normalised per `cfg.normalize`. Deterministic given the rng
- * state; the caller owns (and must dispose) the returned tensors.
+ * or 3), stacked crop-major: global views first (view 0 is DINO's
+ * global_transfo1), then local views, each normalised per `cfg.normalize`.
+ * Every random choice is drawn view by view, image by image, before any
+ * tensor work; then each group of same-sized views is augmented in one pass
+ * (one crop-and-resize, one jitter chain, one blur), so the number of tensor
+ * ops does not grow with the number of crops — what a GPU, which pays per
+ * op dispatched, needs. Deterministic given the rng state; the caller owns
+ * the returned tensors.
  */
-export function multiCrop(images: tf.Tensor4D, cfg: MultiCropConfig, rng: Rng): MultiCropViews {
+export function multiCropStacked(images: tf.Tensor4D, cfg: MultiCropConfig, rng: Rng): StackedViews {
   checkImages(images, 'multiCrop');
   validateMultiCropConfig(cfg);
   const [B, H, W, C] = images.shape;
   if (H < 2 || W < 2) throw new Error(`multiCrop: images must be at least 2x2, got ${H}x${W}`);
   const norm = resolveNormalize(cfg.normalize, C);
   const views = viewConfigs(cfg);
-  return tf.tidy(() => {
-    const padded = padOne(images);
-    const run = (v: ViewConfig): tf.Tensor4D => applyPlanPadded(padded, sampleViewPlan(B, H, W, v, rng), v, norm);
-    return { global: views.global.map(run), local: views.local.map(run) };
-  });
+  const globalPlans = views.global.map((v) => sampleViewPlan(B, H, W, v, rng));
+  const localPlans = views.local.map((v) => sampleViewPlan(B, H, W, v, rng));
+  const padded = padOne(images);
+  try {
+    return {
+      global: tf.tidy(() => applyPlanPadded(padded, stackPlans(globalPlans), views.global[0], norm)),
+      local: localPlans.length ? tf.tidy(() => applyPlanPadded(padded, stackPlans(localPlans), views.local[0], norm)) : null,
+    };
+  } finally {
+    padded.dispose();
+  }
+}
+
+/** The views of a batch as one tensor per view ([B, …] each); same values and rng use as `multiCropStacked`. */
+export function multiCrop(images: tf.Tensor4D, cfg: MultiCropConfig, rng: Rng): MultiCropViews {
+  const s = multiCropStacked(images, cfg, rng);
+  const out = { global: unstackViews(s.global, cfg.globalCrops), local: s.local ? unstackViews(s.local, cfg.localCrops) : [] };
+  tf.dispose([s.global, ...(s.local ? [s.local] : [])]);
+  return out;
+}
+
+/** Splits a crop-major stack of `views` views into one tensor per view (new tensors; the input is kept). */
+export function unstackViews<T extends tf.Tensor>(stacked: T, views: number): T[] {
+  if (views === 1) return [stacked.clone()];
+  return tf.split(stacked, views, 0) as T[];
 }
 
 /** Disposes every tensor of a `multiCrop` result. */

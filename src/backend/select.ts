@@ -79,8 +79,10 @@ export function describeBackend(info: BackendInfo): string {
   switch (info.name) {
     case 'tensorflow':
       return info.gpu ? `tensorflow (${info.package}, GPU)` : `tensorflow (${info.package}, ${threads})`;
-    case 'webgpu':
-      return info.gpu ? 'webgpu (GPU)' : 'webgpu (software adapter)';
+    case 'webgpu': {
+      const on = info.adapter ? `: ${info.adapter}` : '';
+      return info.gpu ? `webgpu (GPU${on})` : `webgpu (software adapter${on})`;
+    }
     case 'wasm':
       return `wasm (${info.simd ? 'SIMD' : 'no SIMD'}, ${threads})`;
     case 'cpu':
@@ -126,7 +128,7 @@ function parseRequest(opts: BackendOptions, host: BackendHost): Request {
   threads = Math.max(1, Math.min(threads, MAX_WASM_THREADS));
 
   const envWebgpu = (host.env.IBOTLAB_WEBGPU ?? '').trim().toLowerCase();
-  const allowWebgpu = opts.allowWebgpu ?? (envWebgpu === '1' || envWebgpu === 'true');
+  const allowWebgpu = opts.allowWebgpu ?? !(envWebgpu === '0' || envWebgpu === 'false');
   return { backend, source, threads, threadsAsked, threadsExplicit, allowWebgpu, quiet: opts.quiet === true };
 }
 
@@ -197,7 +199,7 @@ async function tryTensorflow(host: BackendHost): Promise<Attempt> {
 async function tryWebgpu(req: Request, host: BackendHost): Promise<Attempt> {
   const forced = req.backend === 'webgpu';
   if (!forced && !req.allowWebgpu) {
-    return { ok: false, reasons: ['webgpu: not enabled (pass allowWebgpu: true or set IBOTLAB_WEBGPU=1)'] };
+    return { ok: false, reasons: ['webgpu: turned off (allowWebgpu: false or IBOTLAB_WEBGPU=0)'] };
   }
   const known = initialised.get('webgpu');
   if (known && tf.findBackend('webgpu') !== null && (forced || known.gpu) && (await tf.setBackend('webgpu'))) {
@@ -206,7 +208,7 @@ async function tryWebgpu(req: Request, host: BackendHost): Promise<Attempt> {
   const r = await initWebgpu(host, forced);
   if (!r.ok) return { ok: false, reasons: [`webgpu: ${r.reason}`], package: TFJS_WEBGPU };
   const notes = r.gpu ? [] : [`webgpu: adapter '${r.adapter}' is a software rasteriser, slower than wasm`];
-  return { ok: true, details: { name: 'webgpu', package: TFJS_WEBGPU, threads: 1, simd: false, gpu: r.gpu }, notes };
+  return { ok: true, details: { name: 'webgpu', package: TFJS_WEBGPU, threads: 1, simd: false, gpu: r.gpu, adapter: r.adapter }, notes };
 }
 
 async function tryWasm(req: Request, host: BackendHost): Promise<Attempt> {

@@ -15,6 +15,8 @@ export interface BackendInfo {
   simd: boolean;
   /** Whether a GPU does the arithmetic (tfjs-node-gpu, or webgpu on a hardware adapter). */
   gpu: boolean;
+  /** webgpu: the adapter in use (vendor, architecture, device, description as Dawn reports them). */
+  adapter?: string;
   /** Why each earlier candidate was skipped, in the order they were tried. */
   reasons: string[];
 }
@@ -33,9 +35,10 @@ export interface BackendOptions {
   /** Suppress the informational one-liner on stderr (the slow-`cpu` warning is always printed). */
   quiet?: boolean;
   /**
-   * Let 'auto' try webgpu (default false, or env `IBOTLAB_WEBGPU=1`): in Node it needs the optional
-   * `@tensorflow/tfjs-backend-webgpu` + `webgpu` packages and a Vulkan driver, and on a software
-   * adapter it is ~10x slower than wasm.
+   * Let 'auto' use webgpu on a hardware adapter (default true; env `IBOTLAB_WEBGPU=0` turns it
+   * off). In Node it needs the optional `@tensorflow/tfjs-backend-webgpu` + `webgpu` packages and a
+   * Vulkan (Linux), Metal (macOS) or D3D12 (Windows) driver. A software adapter (llvmpipe) is never
+   * picked by 'auto': it is ~10x slower than wasm. Force it with backend 'webgpu'.
    */
   allowWebgpu?: boolean;
 }

@@ -52,15 +52,6 @@ export async function initWebgpu(host: BackendHost, acceptSoftware: boolean): Pr
   } catch (err) {
     return { ok: false, missing: [], reason: `${WEBGPU_DAWN}.create failed: ${(err as Error).message}` };
   }
-  if (globals) Object.assign(globalThis, globals);
-  // Node ≥ 21 has its own navigator (a getter on globalThis): extend it rather than replace it.
-  const existing = (globalThis as { navigator?: object }).navigator;
-  if (existing) {
-    Object.defineProperty(existing, 'gpu', { value: gpu, configurable: true, writable: true });
-  } else {
-    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-  }
-
   const adapter = await gpu.requestAdapter().catch(() => null);
   if (!adapter) {
     return { ok: false, missing: [], reason: 'no WebGPU adapter (is a Vulkan loader and driver installed?)' };
@@ -71,6 +62,17 @@ export async function initWebgpu(host: BackendHost, acceptSoftware: boolean): Pr
   const software = adapter.isFallbackAdapter === true || SOFTWARE_ADAPTER.test(name);
   if (software && !acceptSoftware) {
     return { ok: false, missing: [], reason: `only a software adapter ('${name}'), slower than wasm` };
+  }
+
+  // Only now, with an adapter we will use, does navigator.gpu exist for the backend (and for the
+  // process: a referenced Dawn instance can keep Node from exiting).
+  if (globals) Object.assign(globalThis, globals);
+  // Node ≥ 21 has its own navigator (a getter on globalThis): extend it rather than replace it.
+  const existing = (globalThis as { navigator?: object }).navigator;
+  if (existing) {
+    Object.defineProperty(existing, 'gpu', { value: gpu, configurable: true, writable: true });
+  } else {
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   }
 
   const backendPkg = tryLoad(host, TFJS_WEBGPU);

@@ -17,8 +17,8 @@ import { IBOTModel } from '../train/ibot';
 import { PretrainConfig, pretrainPreset } from '../train/presets';
 import { hasCheckpoint, loadCheckpoint, readCheckpointState } from '../io/checkpoint';
 import { resolveNormalize } from '../augment/multicrop';
-import { FeatureOptions, cachedFeatures, extractFeatures, pixelFeatures } from '../eval/features';
-import { ALL_PROTOCOLS, EvalReport, FeatureSet, ProtocolName, evaluateFeatures } from '../eval/protocols';
+import { FeatureSet, backboneFeatureSet, disposeFeatureSet, pixelFeatureSet } from '../eval/features';
+import { ALL_PROTOCOLS, EvalReport, ProtocolName, evaluateFeatures } from '../eval/protocols';
 import { SemiResult, semiFineTune } from '../eval/semi';
 import { ClusterResult } from '../eval/cluster';
 import { LinearProbeResult } from '../eval/linear';
@@ -123,27 +123,11 @@ function balanced(ds: ImageDataset, perClass: number, seed: number): ImageDatase
 }
 
 /** Extract (or load cached) features of both splits: [CLS] for most protocols, last-blocks [CLS] for the linear probe. */
-function featureSet(src: Source, train: ImageDataset, test: ImageDataset, progress: boolean, log: (t: string) => void): FeatureSet {
-  const base = { name: src.name, trainLabels: train.labels, testLabels: test.labels, numClasses: train.numClasses, classNames: train.classNames };
-  if (!src.model) {
-    const get = (ds: ImageDataset): tf.Tensor2D => cachedFeatures(src.cacheDir, { dataset: ds, opts: {}, tag: 'pixels' }, () => pixelFeatures(ds));
-    return { ...base, train: get(train), test: get(test) };
-  }
-  const backbone = src.model.teacher.backbone;
+function featureSet(src: Source, train: ImageDataset, test: ImageDataset, progress: boolean, log: (t: string) => void): Promise<FeatureSet> {
+  if (!src.model) return pixelFeatureSet(train, test, { cacheDir: src.cacheDir });
   const norm = resolveNormalize(src.config.crops.normalize, train.channels);
-  // The official linear probe of ViT-S concatenates the [CLS] of the last 4 blocks; the last one is the usual feature.
-  const lastBlocks = Math.min(4, backbone.config.depth);
-  const opts: FeatureOptions = { lastBlocks, mean: norm?.mean, std: norm?.std, progress };
-  const D = backbone.config.embedDim;
-  const get = (ds: ImageDataset): { all: tf.Tensor2D; cls: tf.Tensor2D } => {
-    log(`features of ${ds.name} (${ds.n} images)…`);
-    const all = cachedFeatures(src.cacheDir, { model: backbone, dataset: ds, opts, tag: `teacher:${src.name}` }, () => extractFeatures(backbone, ds, opts));
-    const cls = tf.tidy(() => tf.slice(all, [0, (lastBlocks - 1) * D], [-1, D]) as tf.Tensor2D);
-    return { all, cls };
-  };
-  const tr = get(train);
-  const te = get(test);
-  return { ...base, train: tr.cls, test: te.cls, linearTrain: tr.all, linearTest: te.all, head: src.model.teacher.head };
+  const { backbone, head } = src.model.teacher;
+  return backboneFeatureSet({ name: src.name, backbone, head, normalize: norm, cacheDir: src.cacheDir, progress, log }, train, test);
 }
 
 /** Run the evaluation and return the report (no printing of results). */
@@ -170,9 +154,9 @@ export async function evalReport(a: EvalArgs): Promise<EvalReport> {
       train = balanced(train, a.perClass.train, seed);
       test = balanced(test, a.perClass.test, seed + 1);
     }
-    const fset = featureSet(src, train, test, progress, log);
+    const fset = await featureSet(src, train, test, progress, log);
     try {
-      const report = evaluateFeatures(fset, {
+      const report = await evaluateFeatures(fset, {
         protocols,
         seed,
         onProtocol: (p) => log(`${p}…`),
@@ -185,7 +169,7 @@ export async function evalReport(a: EvalArgs): Promise<EvalReport> {
         } else {
           const norm = resolveNormalize(src.config.crops.normalize, train.channels);
           log('fine-tuning on the 10% split…');
-          const ft = semiFineTune(src.model.teacher.backbone, train, test, 0.1, {
+          const ft = await semiFineTune(src.model.teacher.backbone, train, test, 0.1, {
             projectionHead: src.model.teacher.head,
             mean: norm?.mean,
             std: norm?.std,
@@ -199,7 +183,7 @@ export async function evalReport(a: EvalArgs): Promise<EvalReport> {
       }
       return report;
     } finally {
-      tf.dispose([fset.train, fset.test, ...(fset.linearTrain ? [fset.linearTrain] : []), ...(fset.linearTest ? [fset.linearTest] : [])]);
+      disposeFeatureSet(fset);
     }
   } finally {
     src.model?.dispose();

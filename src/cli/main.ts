@@ -94,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(JSON.stringify(info, null, 1));
       return 0;
     case 'verify-reference':
-      return verifyReference(positionals[0] ?? path.join('..', 'shared', 'reference'));
+      return await verifyReference(positionals[0] ?? path.join('..', 'shared', 'reference'));
     case 'pretrain':
       return runPretrain({
         dataset: values.dataset as string,

@@ -46,13 +46,13 @@ export interface KnnSummary {
 }
 
 /** Weighted k-NN (k=20, T=0.07) on the teacher's [CLS] features, as the paper reports. */
-export function knnOfBackbone(backbone: VisionTransformer, cfg: PretrainConfig, train: ImageDataset, test: ImageDataset, progress = true): KnnSummary {
+export async function knnOfBackbone(backbone: VisionTransformer, cfg: PretrainConfig, train: ImageDataset, test: ImageDataset, progress = true): Promise<KnnSummary> {
   const norm = resolveNormalize(cfg.crops.normalize, train.channels);
   const fopts = { normalize: true, mean: norm?.mean, std: norm?.std, progress };
   const ftr = extractFeatures(backbone, train, fopts);
   const fte = extractFeatures(backbone, test, fopts);
   try {
-    const r = knnClassify(ftr, train.labels, fte, { k: 20, temperature: 0.07, testLabels: test.labels, numClasses: train.numClasses, normalize: false });
+    const r = await knnClassify(ftr, train.labels, fte, { k: 20, temperature: 0.07, testLabels: test.labels, numClasses: train.numClasses, normalize: false });
     return { k: 20, temperature: 0.07, top1: r.top1 as number, top5: r.top5 as number, numTrain: train.n, numTest: test.n };
   } finally {
     tf.dispose([ftr, fte]);
@@ -105,7 +105,7 @@ export async function runPretrain(a: PretrainArgs): Promise<number> {
     }
     if (a.eval && trainer.model) {
       process.stderr.write('k-NN evaluation of the teacher ([CLS], k=20, T=0.07)…\n');
-      const r = knnOfBackbone(trainer.model.teacher.backbone, trainer.config, train, test);
+      const r = await knnOfBackbone(trainer.model.teacher.backbone, trainer.config, train, test);
       const line = `k-NN (k=20, T=0.07) on ${test.name}: top-1 ${r.top1.toFixed(2)}%  top-5 ${r.top5.toFixed(2)}%  (train ${r.numTrain}, test ${r.numTest})`;
       console.log(line);
       fs.writeFileSync(path.join(a.out, 'knn.json'), JSON.stringify({ ...r, step: trainer.step }, null, 1));

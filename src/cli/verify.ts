@@ -10,12 +10,12 @@ export function formatResult(r: FixtureResult): string {
 }
 
 /** Runs every fixture; returns the process exit code (0 when all pass). */
-export function verifyReference(dir: string, log: (s: string) => void = console.log): number {
+export async function verifyReference(dir: string, log: (s: string) => void = console.log): Promise<number> {
   const files = fixtureFiles(dir);
   let passed = 0;
   let total = 0;
   for (const file of files) {
-    const results = checkFixtureFile(file);
+    const results = await checkFixtureFile(file);
     // A file passes when every case in it passes; lines are per case so a failure points at its case.
     for (const r of results) log(formatResult(r));
     total++;

@@ -97,24 +97,27 @@ export function evaluateClusters(labels: LabelArray, assignments: LabelArray, me
  * `head.forwardCls` (the official `output.max(dim=1)[1]`). `cls` are the
  * backbone's [CLS] tokens after the final norm, not L2-normalised.
  */
-export function headAssignments(head: IBOTHead, cls: tf.Tensor2D, batchSize = 1024): Int32Array {
+export async function headAssignments(head: IBOTHead, cls: tf.Tensor2D, batchSize = 1024): Promise<Int32Array> {
   const [n, d] = cls.shape;
   if (d !== head.config.inDim) throw new Error(`headAssignments: features have dim ${d} but the head takes ${head.config.inDim}; pass the raw [CLS] tokens`);
   const out = new Int32Array(n);
-  const raw = cls.dataSync();
+  const raw = await cls.data();
   for (let start = 0; start < n; start += batchSize) {
     const rows = Math.min(batchSize, n - start);
     const a = tf.tidy(() => tf.argMax(head.forwardCls(tf.tensor2d(raw.subarray(start * d, (start + rows) * d) as Float32Array, [rows, d])), 1));
-    out.set(a.dataSync(), start);
-    a.dispose();
+    try {
+      out.set(await a.data(), start);
+    } finally {
+      a.dispose();
+    }
   }
   return out;
 }
 
 /** Unsupervised classification by the head's argmax (official `unsup_cls`). Inputs are not disposed. */
-export function headClustering(head: IBOTHead, cls: tf.Tensor2D, labels: LabelArray, options: ClusterEvalOptions = {}): ClusterResult {
+export async function headClustering(head: IBOTHead, cls: tf.Tensor2D, labels: LabelArray, options: ClusterEvalOptions = {}): Promise<ClusterResult> {
   const t0 = Date.now();
-  const r = evaluateClusters(labels, headAssignments(head, cls), 'head-argmax', options);
+  const r = evaluateClusters(labels, await headAssignments(head, cls), 'head-argmax', options);
   r.seconds = (Date.now() - t0) / 1000;
   return r;
 }
@@ -130,14 +133,14 @@ export interface KMeansClusteringOptions extends ClusterEvalOptions {
 }
 
 /** k-means on the features (k = classes by default), scored against the labels. Inputs are not disposed. */
-export function kmeansClustering(features: tf.Tensor2D, labels: LabelArray, options: KMeansClusteringOptions = {}): ClusterResult {
+export async function kmeansClustering(features: tf.Tensor2D, labels: LabelArray, options: KMeansClusteringOptions = {}): Promise<ClusterResult> {
   const t0 = Date.now();
   let numClasses = options.numClasses ?? 0;
   if (options.numClasses === undefined) for (let i = 0; i < labels.length; i++) numClasses = Math.max(numClasses, labels[i] + 1);
   if (features.shape[0] !== labels.length) throw new Error(`kmeansClustering: ${features.shape[0]} feature rows but ${labels.length} labels`);
   const x = options.normalize ?? true ? l2NormalizeRows(features) : features;
   try {
-    const km = kmeans(x, { k: options.k ?? numClasses, nInit: options.nInit ?? 10, seed: options.seed ?? 0 });
+    const km = await kmeans(x, { k: options.k ?? numClasses, nInit: options.nInit ?? 10, seed: options.seed ?? 0 });
     const r = evaluateClusters(labels, km.assignments, 'kmeans', { ...options, numClasses });
     r.inertia = km.inertia;
     r.seconds = (Date.now() - t0) / 1000;

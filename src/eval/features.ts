@@ -12,6 +12,7 @@ import * as crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, toTensor } from '../data/dataset';
 import { VisionTransformer } from '../model/vit';
+import { IBOTHead } from '../model/head';
 import { ProgressBar } from '../util/progress';
 
 export interface FeatureOptions {
@@ -82,17 +83,22 @@ function l2rows(f: tf.Tensor2D): tf.Tensor2D {
  * the model weights, the dataset and the options, so a repeated evaluation of
  * the same checkpoint is instant.
  */
-export function cachedFeatures(
+export async function cachedFeatures(
   cacheDir: string,
   key: { model?: VisionTransformer; dataset: ImageDataset; opts: FeatureOptions; tag: string },
-  compute: () => tf.Tensor2D,
-): tf.Tensor2D {
+  compute: () => tf.Tensor2D | Promise<tf.Tensor2D>,
+): Promise<tf.Tensor2D> {
   const h = crypto.createHash('sha256');
   h.update(key.tag);
   h.update(JSON.stringify({ ...key.opts, progress: undefined }));
   h.update(`${key.dataset.name}:${key.dataset.n}:${key.dataset.height}x${key.dataset.width}x${key.dataset.channels}`);
   h.update(Buffer.from(key.dataset.images.buffer, key.dataset.images.byteOffset, Math.min(key.dataset.images.byteLength, 1 << 20)));
-  if (key.model) for (const p of key.model.params.params) h.update(Buffer.from((p.variable.dataSync() as Float32Array).buffer));
+  if (key.model) {
+    for (const p of key.model.params.params) {
+      const v = (await p.variable.data()) as Float32Array;
+      h.update(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    }
+  }
   const file = path.join(cacheDir, `${h.digest('hex').slice(0, 24)}.f32`);
   if (fs.existsSync(file)) {
     const buf = fs.readFileSync(file);
@@ -103,15 +109,102 @@ export function cachedFeatures(
       return tf.tensor2d(data, [rows, cols]);
     }
   }
-  const f = compute();
+  const f = await compute();
   const [rows, cols] = f.shape;
   const head = Buffer.alloc(8);
   head.writeUInt32LE(rows, 0);
   head.writeUInt32LE(cols, 4);
-  const data = f.dataSync() as Float32Array;
+  const data = (await f.data()) as Float32Array;
   fs.mkdirSync(cacheDir, { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, Buffer.concat([head, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
   fs.renameSync(tmp, file);
   return f;
+}
+
+/** Frozen features of one source, train and test, with their labels: what every protocol takes. The owner disposes it (`disposeFeatureSet`). */
+export interface FeatureSet {
+  /** Name shown in tables ('pixels', 'random', a run folder…). */
+  name: string;
+  /** The [CLS] token after the final norm (or pixels): k-NN, logistic regression, semi-supervised, k-means, head argmax. */
+  train: tf.Tensor2D;
+  test: tf.Tensor2D;
+  /** Features for the linear probe (e.g. [CLS] of the last 4 blocks); default `train` / `test`. */
+  linearTrain?: tf.Tensor2D;
+  linearTest?: tf.Tensor2D;
+  trainLabels: Int32Array;
+  testLabels: Int32Array;
+  numClasses: number;
+  classNames?: string[];
+  /** The teacher's projection head, for the head-argmax clustering. */
+  head?: IBOTHead;
+}
+
+export interface BackboneFeatureOptions {
+  /** Name shown in result tables. */
+  name: string;
+  backbone: VisionTransformer;
+  /** The teacher head, for head-argmax clustering. */
+  head?: IBOTHead;
+  /** Pixel normalisation the backbone expects (null: none). */
+  normalize: { mean: number[]; std: number[] } | null;
+  /** Cache folder for extracted features (keyed by weights, data and options); none = no cache. */
+  cacheDir?: string;
+  /** Progress bars on stderr. */
+  progress?: boolean;
+  /** Told which split is being extracted. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Frozen features of a backbone for every protocol, as the official
+ * evaluations take them: the last [CLS] for k-NN, logistic regression,
+ * semi-supervised and clustering; the [CLS] of the last min(4, depth) blocks
+ * for the linear probe (the official ViT-S setting).
+ */
+export async function backboneFeatureSet(o: BackboneFeatureOptions, train: ImageDataset, test: ImageDataset): Promise<FeatureSet> {
+  const lastBlocks = Math.min(4, o.backbone.config.depth);
+  const opts: FeatureOptions = { lastBlocks, mean: o.normalize?.mean, std: o.normalize?.std, progress: o.progress };
+  const D = o.backbone.config.embedDim;
+  const get = async (ds: ImageDataset): Promise<{ all: tf.Tensor2D; cls: tf.Tensor2D }> => {
+    o.log?.(`features of ${ds.name} (${ds.n} images)…`);
+    const compute = (): tf.Tensor2D => extractFeatures(o.backbone, ds, opts);
+    const all = o.cacheDir ? await cachedFeatures(o.cacheDir, { model: o.backbone, dataset: ds, opts, tag: `backbone:${o.name}` }, compute) : compute();
+    const cls = tf.tidy(() => tf.slice(all, [0, (lastBlocks - 1) * D], [-1, D]) as tf.Tensor2D);
+    return { all, cls };
+  };
+  const tr = await get(train);
+  const te = await get(test);
+  return {
+    name: o.name,
+    train: tr.cls,
+    test: te.cls,
+    linearTrain: tr.all,
+    linearTest: te.all,
+    trainLabels: train.labels,
+    testLabels: test.labels,
+    numClasses: train.numClasses,
+    classNames: train.classNames,
+    head: o.head,
+  };
+}
+
+/** Raw pixels (flattened, in [0, 1]) as features: the baseline every representation must beat. */
+export async function pixelFeatureSet(train: ImageDataset, test: ImageDataset, opts: { name?: string; cacheDir?: string } = {}): Promise<FeatureSet> {
+  const get = (ds: ImageDataset): Promise<tf.Tensor2D> | tf.Tensor2D =>
+    opts.cacheDir ? cachedFeatures(opts.cacheDir, { dataset: ds, opts: {}, tag: 'pixels' }, () => pixelFeatures(ds)) : pixelFeatures(ds);
+  return {
+    name: opts.name ?? 'pixels',
+    train: await get(train),
+    test: await get(test),
+    trainLabels: train.labels,
+    testLabels: test.labels,
+    numClasses: train.numClasses,
+    classNames: train.classNames,
+  };
+}
+
+/** Dispose every tensor a feature set owns (not the head). */
+export function disposeFeatureSet(f: FeatureSet): void {
+  tf.dispose([f.train, f.test, ...(f.linearTrain ? [f.linearTrain] : []), ...(f.linearTest ? [f.linearTest] : [])]);
 }

@@ -61,18 +61,22 @@ interface Ctx {
 }
 
 /** Squared distances from every sample to each centre: out[c*n + i]. */
-function sqDistances(ctx: Ctx, centres: tf.Tensor2D, numCentres: number): Float32Array {
+async function sqDistances(ctx: Ctx, centres: tf.Tensor2D, numCentres: number): Promise<Float32Array> {
   const { n, xNorm } = ctx;
   const out = new Float32Array(numCentres * n);
   const [cT, cNorm] = tf.tidy(() => [tf.transpose(centres), tf.sum(tf.square(centres), 1)]);
-  const cn = cNorm.dataSync();
+  const cn = await cNorm.data();
   try {
     for (let ci = 0; ci < ctx.chunks.length; ci++) {
       const start = ci * ctx.chunkRows;
       const rows = ctx.chunks[ci].shape[0];
       const crossT = tf.matMul(ctx.chunks[ci], cT);
-      const cross = crossT.dataSync();
-      crossT.dispose();
+      let cross: Float32Array;
+      try {
+        cross = (await crossT.data()) as Float32Array;
+      } finally {
+        crossT.dispose();
+      }
       for (let r = 0; r < rows; r++) {
         const i = start + r;
         for (let c = 0; c < numCentres; c++) {
@@ -95,12 +99,12 @@ function rowsTensor(ctx: Ctx, ids: number[]): tf.Tensor2D {
 }
 
 /** sklearn's greedy k-means++: each new centre is the best of 2+ln(k) D²-sampled candidates. */
-function kmeansPlusPlus(ctx: Ctx, k: number, rng: Rng): number[] {
+async function kmeansPlusPlus(ctx: Ctx, k: number, rng: Rng): Promise<number[]> {
   const { n } = ctx;
   const trials = 2 + Math.floor(Math.log(k));
   const first = rng.randint(0, n - 1);
   const firstT = rowsTensor(ctx, [first]);
-  const closest = Float64Array.from(sqDistances(ctx, firstT, 1));
+  const closest = Float64Array.from(await sqDistances(ctx, firstT, 1));
   firstT.dispose();
   let pot = closest.reduce((a, b) => a + b, 0);
   const ids = [first];
@@ -122,7 +126,7 @@ function kmeansPlusPlus(ctx: Ctx, k: number, rng: Rng): number[] {
       cands.push(Math.min(lo, n - 1));
     }
     const candT = rowsTensor(ctx, cands);
-    const dist = sqDistances(ctx, candT, cands.length);
+    const dist = await sqDistances(ctx, candT, cands.length);
     candT.dispose();
     let bestT = 0;
     let bestPot = Infinity;
@@ -142,11 +146,15 @@ function kmeansPlusPlus(ctx: Ctx, k: number, rng: Rng): number[] {
 }
 
 /** Nearest centre per sample and its squared distance. */
-function assign(ctx: Ctx, centres: Float32Array, k: number): { labels: Int32Array; minDist: Float32Array } {
+async function assign(ctx: Ctx, centres: Float32Array, k: number): Promise<{ labels: Int32Array; minDist: Float32Array }> {
   const { n } = ctx;
   const cT = tf.tensor2d(centres, [k, ctx.d]);
-  const dist = sqDistances(ctx, cT, k);
-  cT.dispose();
+  let dist: Float32Array;
+  try {
+    dist = await sqDistances(ctx, cT, k);
+  } finally {
+    cT.dispose();
+  }
   const labels = new Int32Array(n);
   const minDist = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -216,7 +224,7 @@ function exactInertia(ctx: Ctx, centres: Float32Array, labels: Int32Array): numb
   return s;
 }
 
-function lloyd(ctx: Ctx, init: Float32Array, k: number, maxIter: number, tolAbs: number): KMeansResult {
+async function lloyd(ctx: Ctx, init: Float32Array, k: number, maxIter: number, tolAbs: number): Promise<KMeansResult> {
   let centres = init;
   let labelsOld: Int32Array | null = null;
   let labels: Int32Array = new Int32Array(ctx.n);
@@ -226,7 +234,7 @@ function lloyd(ctx: Ctx, init: Float32Array, k: number, maxIter: number, tolAbs:
   let it = 0;
   while (it < maxIter) {
     it++;
-    ({ labels, minDist } = assign(ctx, centres, k));
+    ({ labels, minDist } = await assign(ctx, centres, k));
     if (labelsOld && labels.every((v, i) => v === (labelsOld as Int32Array)[i])) {
       // Same assignments as last time, so the centres are already their means.
       strict = true;
@@ -244,7 +252,7 @@ function lloyd(ctx: Ctx, init: Float32Array, k: number, maxIter: number, tolAbs:
     }
   }
   // After a tolerance stop or maxIter the centres moved since the last assignment.
-  if (!strict) ({ labels } = assign(ctx, centres, k));
+  if (!strict) ({ labels } = await assign(ctx, centres, k));
   return {
     assignments: labels,
     centroids: centres,
@@ -260,7 +268,7 @@ function lloyd(ctx: Ctx, init: Float32Array, k: number, maxIter: number, tolAbs:
  * Cluster the rows of `data` into `options.k` groups. Deterministic for a
  * given seed / Rng state and backend. The input tensor is not disposed.
  */
-export function kmeans(data: tf.Tensor2D | number[][], options: KMeansOptions): KMeansResult {
+export async function kmeans(data: tf.Tensor2D | number[][], options: KMeansOptions): Promise<KMeansResult> {
   const { k } = options;
   const nInit = options.nInit ?? 10;
   const maxIter = options.maxIter ?? 300;
@@ -279,7 +287,7 @@ export function kmeans(data: tf.Tensor2D | number[][], options: KMeansOptions): 
     if (!(tol >= 0)) throw new Error(`kmeans: tol must be >= 0, got ${tol}`);
     if (initMethod !== 'k-means++' && initMethod !== 'random') throw new Error(`kmeans: init must be 'k-means++' or 'random', got '${String(initMethod)}'`);
     if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new Error(`kmeans: chunkRows must be a positive integer, got ${chunkRows}`);
-    const raw = x.dataSync();
+    const raw = await x.data();
     const xs = raw instanceof Float32Array ? raw : Float32Array.from(raw);
     const xNorm = new Float32Array(n);
     for (let i = 0; i < n; i++) {
@@ -308,10 +316,10 @@ export function kmeans(data: tf.Tensor2D | number[][], options: KMeansOptions): 
     let best: KMeansResult | null = null;
     try {
       for (let run = 0; run < nInit; run++) {
-        const ids = initMethod === 'k-means++' ? kmeansPlusPlus(ctx, k, rng) : rng.permutation(n).slice(0, k);
+        const ids = initMethod === 'k-means++' ? await kmeansPlusPlus(ctx, k, rng) : rng.permutation(n).slice(0, k);
         const init = new Float32Array(k * d);
         ids.forEach((id, c) => init.set(xs.subarray(id * d, (id + 1) * d), c * d));
-        const res = lloyd(ctx, init, k, maxIter, tolAbs);
+        const res = await lloyd(ctx, init, k, maxIter, tolAbs);
         if (!best || res.inertia < best.inertia) best = res;
       }
     } finally {

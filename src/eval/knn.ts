@@ -79,13 +79,13 @@ export function l2NormalizeRows(x: tf.Tensor2D): tf.Tensor2D {
  * Weighted k-NN for several k in one pass over the test set (one top-k with
  * the largest k). Results are in the order of `ks`.
  */
-export function knnClassifyMulti(
+export async function knnClassifyMulti(
   trainFeatures: tf.Tensor2D,
   trainLabels: LabelArray,
   testFeatures: tf.Tensor2D,
   ks: readonly number[],
   options: KnnBaseOptions = {},
-): KnnResult[] {
+): Promise<KnnResult[]> {
   const temperature = options.temperature ?? 0.07;
   const chunkSize = options.chunkSize ?? 256;
   const normalize = options.normalize ?? true;
@@ -119,7 +119,7 @@ export function knnClassifyMulti(
   const acc = new Float32Array(numClasses);
   // Read the test set once and upload chunk by chunk: tf.slice on the wasm
   // backend re-reads the whole input tensor for every slice.
-  const rawTest = testFeatures.dataSync();
+  const rawTest = await testFeatures.data();
   const testData = rawTest instanceof Float32Array ? rawTest : Float32Array.from(rawTest);
   // [dim, Ntrain]: wasm's matMul is several times faster untransposed than with transposeB.
   const trainT = tf.tidy(() => {
@@ -137,10 +137,15 @@ export function knnClassifyMulti(
         const { values, indices } = tf.topk(sim, maxK, true);
         return [values, indices];
       });
-      const sims = valT.dataSync();
-      const idx = idxT.dataSync();
-      valT.dispose();
-      idxT.dispose();
+      let sims: Float32Array;
+      let idx: Int32Array;
+      try {
+        sims = (await valT.data()) as Float32Array;
+        idx = (await idxT.data()) as Int32Array;
+      } finally {
+        valT.dispose();
+        idxT.dispose();
+      }
       for (let r = 0; r < rows; r++) {
         const t = start + r;
         const base = r * maxK;
@@ -181,12 +186,12 @@ export function knnClassifyMulti(
 }
 
 /** Weighted k-NN with one k (default 20). */
-export function knnClassify(
+export async function knnClassify(
   trainFeatures: tf.Tensor2D,
   trainLabels: LabelArray,
   testFeatures: tf.Tensor2D,
   options: KnnOptions = {},
-): KnnResult {
+): Promise<KnnResult> {
   const { k = 20, ...rest } = options;
-  return knnClassifyMulti(trainFeatures, trainLabels, testFeatures, [k], rest)[0];
+  return (await knnClassifyMulti(trainFeatures, trainLabels, testFeatures, [k], rest))[0];
 }

@@ -39,10 +39,11 @@ export interface HostMatrix {
   cols: number;
 }
 
-function hostMatrix(x: tf.Tensor2D | HostMatrix, what: string): HostMatrix {
+/** Features on the host (one asynchronous read of a tensor; a host matrix passes through). */
+export async function hostMatrix(x: tf.Tensor2D | HostMatrix, what: string): Promise<HostMatrix> {
   if (!(x instanceof tf.Tensor)) return x;
   if (x.rank !== 2) throw new Error(`${what}: features must be 2-D [samples, dim], got shape ${JSON.stringify(x.shape)}`);
-  const raw = x.dataSync();
+  const raw = await x.data();
   return { data: raw instanceof Float32Array ? raw : Float32Array.from(raw), rows: x.shape[0], cols: x.shape[1] };
 }
 
@@ -106,21 +107,23 @@ function gatherLabels(labels: LabelArray, idx: ArrayLike<number>): Int32Array {
 }
 
 /** Predicted class per row (ties to the lowest class). The features tensor is not disposed. */
-export function predictLinear(clf: LinearClassifier, x: tf.Tensor2D): Int32Array {
-  const m = hostMatrix(x, 'predictLinear');
+export async function predictLinear(clf: LinearClassifier, x: tf.Tensor2D): Promise<Int32Array> {
+  const m = await hostMatrix(x, 'predictLinear');
   if (m.cols !== clf.dim) throw new Error(`predictLinear: features have dim ${m.cols} but the classifier was trained on dim ${clf.dim}`);
   return predictHost(clf, m);
 }
 
-function predictHost(clf: LinearClassifier, m: HostMatrix): Int32Array {
+async function predictHost(clf: LinearClassifier, m: HostMatrix): Promise<Int32Array> {
   const xs = applyStandardizer(m, clf.mean, clf.scale);
   const pred = tf.tidy(() => {
     const logits = tf.add(tf.matMul(tf.tensor2d(xs.data, [xs.rows, xs.cols]), tf.tensor2d(clf.weights, [clf.dim, clf.numClasses])), tf.tensor1d(clf.bias));
     return tf.argMax(logits, 1);
   });
-  const out = Int32Array.from(pred.dataSync());
-  pred.dispose();
-  return out;
+  try {
+    return Int32Array.from(await pred.data());
+  } finally {
+    pred.dispose();
+  }
 }
 
 /** Percentage of `predictions` equal to `labels`. */
@@ -168,13 +171,13 @@ export interface LinearTrainOptions {
  * (init N(0, 0.01²), bias 0, as DINO's `LinearClassifier`; cosine learning
  * rate from lr to 0 over all steps). No weight decay on the bias.
  */
-export function trainLinearClassifiers(
+export async function trainLinearClassifiers(
   features: tf.Tensor2D | HostMatrix,
   labels: LabelArray,
   settings: readonly LinearSetting[],
   options: LinearTrainOptions = {},
-): LinearClassifier[] {
-  const x = hostMatrix(features, 'trainLinearClassifiers');
+): Promise<LinearClassifier[]> {
+  const x = await hostMatrix(features, 'trainLinearClassifiers');
   checkRows(x, labels, 'trainLinearClassifiers');
   const C = resolveNumClasses(labels, options.numClasses, 'trainLinearClassifiers');
   const epochs = options.epochs ?? 30;
@@ -252,8 +255,8 @@ export function trainLinearClassifiers(
         ({ W, b, mW, mb, vW, vb } = next);
       }
     }
-    const wAll = W.dataSync() as Float32Array;
-    const bAll = b.dataSync() as Float32Array;
+    const wAll = (await W.data()) as Float32Array;
+    const bAll = (await b.data()) as Float32Array;
     return settings.map((_, s) => {
       const weights = new Float32Array(d * C);
       for (let j = 0; j < d; j++) weights.set(wAll.subarray(j * K + s * C, j * K + (s + 1) * C), j * C);
@@ -306,15 +309,15 @@ export const LINEAR_DEFAULT_LRS: readonly number[] = [0.003, 0.01, 0.03, 0.1, 0.
 export const LINEAR_DEFAULT_WDS: readonly number[] = [0, 1e-4, 1e-3];
 
 /** Train and test features on the host, checked against their labels and against each other. */
-function hostTrainTest(
+async function hostTrainTest(
   trainFeatures: tf.Tensor2D | HostMatrix,
   trainLabels: LabelArray,
   testFeatures: tf.Tensor2D | HostMatrix,
   testLabels: LabelArray,
   who: string,
-): { tr: HostMatrix; te: HostMatrix } {
-  const tr = hostMatrix(trainFeatures, who);
-  const te = hostMatrix(testFeatures, who);
+): Promise<{ tr: HostMatrix; te: HostMatrix }> {
+  const tr = await hostMatrix(trainFeatures, who);
+  const te = await hostMatrix(testFeatures, who);
   checkRows(tr, trainLabels, `${who} (train)`);
   checkRows(te, testLabels, `${who} (test)`);
   if (tr.cols !== te.cols) throw new Error(`${who}: train features have dim ${tr.cols} but test features have dim ${te.cols}`);
@@ -326,19 +329,19 @@ function hostTrainTest(
  * of the train features, retrain the best setting on all of them, report
  * test top-1. Inputs are not disposed.
  */
-export function linearProbe(
-  trainFeatures: tf.Tensor2D,
+export async function linearProbe(
+  trainFeatures: tf.Tensor2D | HostMatrix,
   trainLabels: LabelArray,
-  testFeatures: tf.Tensor2D,
+  testFeatures: tf.Tensor2D | HostMatrix,
   testLabels: LabelArray,
   options: LinearProbeOptions = {},
-): LinearProbeResult {
+): Promise<LinearProbeResult> {
   const t0 = Date.now();
   const lrs = options.lrs ?? [...LINEAR_DEFAULT_LRS];
   const wds = options.weightDecays ?? [...LINEAR_DEFAULT_WDS];
   const valFraction = options.valFraction ?? 0.1;
   if (!(valFraction > 0 && valFraction < 1)) throw new Error(`linearProbe: valFraction must be in (0, 1), got ${valFraction}`);
-  const { tr, te } = hostTrainTest(trainFeatures, trainLabels, testFeatures, testLabels, 'linearProbe');
+  const { tr, te } = await hostTrainTest(trainFeatures, trainLabels, testFeatures, testLabels, 'linearProbe');
   const C = resolveNumClasses(trainLabels, options.numClasses, 'linearProbe');
   const seed = options.seed ?? 0;
   const split = stratifiedSplit(trainLabels, valFraction, new Rng(seed + 1), C);
@@ -346,14 +349,15 @@ export function linearProbe(
   const settings: LinearSetting[] = [];
   for (const lr of lrs) for (const weightDecay of wds) settings.push({ lr, weightDecay });
   const opts = { ...options, numClasses: C };
-  const clfs = trainLinearClassifiers(gatherRows(tr, split.train), gatherLabels(trainLabels, split.train), settings, opts);
+  const clfs = await trainLinearClassifiers(gatherRows(tr, split.train), gatherLabels(trainLabels, split.train), settings, opts);
   const val = gatherRows(tr, split.test);
   const valLabels = gatherLabels(trainLabels, split.test);
-  const sweep: SweepEntry[] = settings.map((s, i) => ({ ...s, valTop1: accuracy(predictHost(clfs[i], val), valLabels) }));
+  const sweep: SweepEntry[] = [];
+  for (let i = 0; i < settings.length; i++) sweep.push({ ...settings[i], valTop1: accuracy(await predictHost(clfs[i], val), valLabels) });
   let best = sweep[0];
   for (const e of sweep) if (e.valTop1 > best.valTop1) best = e;
-  const [final] = trainLinearClassifiers(tr, trainLabels, [best], opts);
-  const top1 = accuracy(predictHost(final, te), testLabels);
+  const [final] = await trainLinearClassifiers(tr, trainLabels, [best], opts);
+  const top1 = accuracy(await predictHost(final, te), testLabels);
   return {
     protocol: 'linear',
     top1,
@@ -439,7 +443,7 @@ class LogisticObjective {
   }
 
   /** f(θ) and ∇f(θ); θ = [W row-major (d×c), b (c)]. Sums in float64 on the host. */
-  evaluate(theta: Float64Array): { f: number; g: Float64Array } {
+  async evaluate(theta: Float64Array): Promise<{ f: number; g: Float64Array }> {
     this.evaluations++;
     const { n, d, c } = this;
     const wSize = d * c;
@@ -456,8 +460,12 @@ class LogisticObjective {
       if (this.intercept) parts.push(tf.sum(r, 0));
       return tf.concat(parts);
     });
-    const v = out.dataSync();
-    out.dispose();
+    let v: Float32Array;
+    try {
+      v = (await out.data()) as Float32Array;
+    } finally {
+      out.dispose();
+    }
     let f = 0;
     for (let i = 0; i < n; i++) f += v[i];
     f /= n;
@@ -496,8 +504,8 @@ function maxAbs(a: Float64Array): number {
  * (its C·Σ CE + ½‖W‖², divided by C·n). L-BFGS with a backtracking Armijo
  * line search; the objective is convex, so curvature pairs stay positive.
  */
-export function fitLogisticRegression(features: tf.Tensor2D | HostMatrix, labels: LabelArray, options: LogisticRegressionOptions = {}): LogisticModel {
-  const x = hostMatrix(features, 'fitLogisticRegression');
+export async function fitLogisticRegression(features: tf.Tensor2D | HostMatrix, labels: LabelArray, options: LogisticRegressionOptions = {}): Promise<LogisticModel> {
+  const x = await hostMatrix(features, 'fitLogisticRegression');
   checkRows(x, labels, 'fitLogisticRegression');
   const c = resolveNumClasses(labels, options.numClasses, 'fitLogisticRegression');
   const C = options.C ?? 1;
@@ -516,7 +524,7 @@ export function fitLogisticRegression(features: tf.Tensor2D | HostMatrix, labels
       if (options.init.length !== size) throw new Error(`fitLogisticRegression: init has ${options.init.length} entries, expected ${size}`);
       theta.set(options.init);
     }
-    let { f, g } = obj.evaluate(theta);
+    let { f, g } = await obj.evaluate(theta);
     const S: Float64Array[] = [];
     const Y: Float64Array[] = [];
     const rho: number[] = [];
@@ -554,7 +562,7 @@ export function fitLogisticRegression(features: tf.Tensor2D | HostMatrix, labels
       for (let ls = 0; ls < 40; ls++) {
         const cand = new Float64Array(size);
         for (let k = 0; k < size; k++) cand[k] = theta[k] + step * dir[k];
-        const ev = obj.evaluate(cand);
+        const ev = await obj.evaluate(cand);
         if (Number.isFinite(ev.f) && ev.f <= f + 1e-4 * step * slope) {
           accepted = { ...ev, theta: cand };
           break;
@@ -651,18 +659,18 @@ function preprocessHost(x: HostMatrix, how: 'none' | 'l2' | 'standardize', norm?
  * started from the previous C), report test top-1 for each, and the top-1
  * of the C chosen on a held-out part of train. Inputs are not disposed.
  */
-export function logisticRegression(
+export async function logisticRegression(
   trainFeatures: tf.Tensor2D | HostMatrix,
   trainLabels: LabelArray,
   testFeatures: tf.Tensor2D | HostMatrix,
   testLabels: LabelArray,
   options: LogisticEvalOptions = {},
-): LogisticResult {
+): Promise<LogisticResult> {
   const t0 = Date.now();
   const Cs = options.Cs ?? [1];
   if (Cs.length === 0) throw new Error('logisticRegression: pass at least one C');
   const how = options.preprocess ?? 'none';
-  const { tr: trRaw, te: teRaw } = hostTrainTest(trainFeatures, trainLabels, testFeatures, testLabels, 'logisticRegression');
+  const { tr: trRaw, te: teRaw } = await hostTrainTest(trainFeatures, trainLabels, testFeatures, testLabels, 'logisticRegression');
   const numClasses = resolveNumClasses(trainLabels, options.numClasses, 'logisticRegression');
   const norm = how === 'standardize' ? standardizer(trRaw) : undefined;
   const tr = preprocessHost(trRaw, how, norm);
@@ -678,20 +686,23 @@ export function logisticRegression(
     const val = gatherRows(tr, split.test);
     const valLabels = gatherLabels(trainLabels, split.test);
     let init: Float64Array | undefined;
-    valTop1 = Cs.map((C) => {
-      const m = fitLogisticRegression(fit, fitLabels, { ...fitOpts, C, init });
+    valTop1 = [];
+    for (const C of Cs) {
+      const m = await fitLogisticRegression(fit, fitLabels, { ...fitOpts, C, init });
       init = m.theta;
-      return accuracy(predictHost(m, val), valLabels);
-    });
+      valTop1.push(accuracy(await predictHost(m, val), valLabels));
+    }
   }
   let init: Float64Array | undefined;
-  const entries = Cs.map((C, i) => {
-    const m = fitLogisticRegression(tr, trainLabels, { ...fitOpts, C, init });
+  const entries: LogisticResult['entries'] = [];
+  for (let i = 0; i < Cs.length; i++) {
+    const C = Cs[i];
+    const m = await fitLogisticRegression(tr, trainLabels, { ...fitOpts, C, init });
     init = m.theta;
-    const e: LogisticResult['entries'][number] = { C, top1: accuracy(predictHost(m, te), testLabels), iterations: m.iterations, stop: m.stop };
+    const e: LogisticResult['entries'][number] = { C, top1: accuracy(await predictHost(m, te), testLabels), iterations: m.iterations, stop: m.stop };
     if (valTop1) e.valTop1 = valTop1[i];
-    return e;
-  });
+    entries.push(e);
+  }
   let sel = 0;
   if (valTop1) for (let i = 1; i < Cs.length; i++) if (valTop1[i] > valTop1[sel]) sel = i;
   return {

@@ -6,7 +6,7 @@
  * randomly initialised model and raw pixels are compared on equal terms.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { IBOTHead } from '../model/head';
+import type { FeatureSet } from './features';
 import { DINO_KNN_KS, knnClassifyMulti } from './knn';
 import { LinearProbeOptions, LinearProbeResult, LogisticEvalOptions, LogisticResult, linearProbe, logisticRegression } from './linear';
 import { SemiOptions, SemiResult, FineTuneResult, semiSupervised } from './semi';
@@ -43,20 +43,20 @@ export interface KnnEvalOptions {
 }
 
 /** Weighted k-NN (DINO/iBOT `eval_knn.py`) for several k. Inputs are not disposed. */
-export function knnEvaluation(
+export async function knnEvaluation(
   trainFeatures: tf.Tensor2D,
   trainLabels: LabelArray,
   testFeatures: tf.Tensor2D,
   testLabels: LabelArray,
   options: KnnEvalOptions = {},
-): KnnEvalResult {
+): Promise<KnnEvalResult> {
   const t0 = Date.now();
   const nTrain = trainFeatures.shape[0];
   const temperature = options.temperature ?? 0.07;
   let ks = (options.ks ?? [...DINO_KNN_KS]).filter((k) => k <= nTrain);
   if (ks.length === 0) ks = [nTrain];
   ks = [...new Set(ks)].sort((a, b) => a - b);
-  const rs = knnClassifyMulti(trainFeatures, trainLabels, testFeatures, ks, { temperature, testLabels, numClasses: options.numClasses });
+  const rs = await knnClassifyMulti(trainFeatures, trainLabels, testFeatures, ks, { temperature, testLabels, numClasses: options.numClasses });
   return {
     protocol: 'knn',
     temperature,
@@ -67,26 +67,10 @@ export function knnEvaluation(
   };
 }
 
+export type { FeatureSet } from './features';
+
 export type ProtocolName = 'knn' | 'linear' | 'logistic' | 'semi' | 'cluster';
 export const ALL_PROTOCOLS: readonly ProtocolName[] = ['knn', 'linear', 'logistic', 'semi', 'cluster'];
-
-/** Frozen features of one source, train and test. The caller owns the tensors. */
-export interface FeatureSet {
-  /** Name shown in tables ('pixels', 'random', a run folder…). */
-  name: string;
-  /** The [CLS] token after the final norm (or pixels): k-NN, logistic regression, semi-supervised, k-means, head argmax. */
-  train: tf.Tensor2D;
-  test: tf.Tensor2D;
-  /** Features for the linear probe (e.g. [CLS] of the last 4 blocks); default `train` / `test`. */
-  linearTrain?: tf.Tensor2D;
-  linearTest?: tf.Tensor2D;
-  trainLabels: Int32Array;
-  testLabels: Int32Array;
-  numClasses: number;
-  classNames?: string[];
-  /** The teacher's projection head, for the head-argmax clustering. */
-  head?: IBOTHead;
-}
 
 export interface EvaluateOptions {
   /** Which protocols; default all. */
@@ -106,7 +90,7 @@ export interface EvaluateOptions {
 }
 
 /** Run the chosen protocols on one feature set. */
-export function evaluateFeatures(fs: FeatureSet, options: EvaluateOptions = {}): EvalReport {
+export async function evaluateFeatures(fs: FeatureSet, options: EvaluateOptions = {}): Promise<EvalReport> {
   const protocols = options.protocols ?? ALL_PROTOCOLS;
   const seed = options.seed ?? 0;
   const C = fs.numClasses;
@@ -116,22 +100,22 @@ export function evaluateFeatures(fs: FeatureSet, options: EvaluateOptions = {}):
     const t0 = Date.now();
     switch (p) {
       case 'knn':
-        results.push(knnEvaluation(fs.train, fs.trainLabels, fs.test, fs.testLabels, { numClasses: C, ...options.knn }));
+        results.push(await knnEvaluation(fs.train, fs.trainLabels, fs.test, fs.testLabels, { numClasses: C, ...options.knn }));
         break;
       case 'linear':
-        results.push(linearProbe(fs.linearTrain ?? fs.train, fs.trainLabels, fs.linearTest ?? fs.test, fs.testLabels, { seed, numClasses: C, ...options.linear }));
+        results.push(await linearProbe(fs.linearTrain ?? fs.train, fs.trainLabels, fs.linearTest ?? fs.test, fs.testLabels, { seed, numClasses: C, ...options.linear }));
         break;
       case 'logistic':
         results.push(
-          logisticRegression(fs.train, fs.trainLabels, fs.test, fs.testLabels, { Cs: [1, 10, 100, 1000], preprocess: 'l2', seed, numClasses: C, ...options.logistic }),
+          await logisticRegression(fs.train, fs.trainLabels, fs.test, fs.testLabels, { Cs: [1, 10, 100, 1000], preprocess: 'l2', seed, numClasses: C, ...options.logistic }),
         );
         break;
       case 'semi':
-        results.push(...semiSupervised(fs.train, fs.trainLabels, fs.test, fs.testLabels, { seed, numClasses: C, ...options.semi }));
+        results.push(...(await semiSupervised(fs.train, fs.trainLabels, fs.test, fs.testLabels, { seed, numClasses: C, ...options.semi })));
         break;
       case 'cluster':
-        if (fs.head) results.push(headClustering(fs.head, fs.test, fs.testLabels, { numClasses: C, classNames: fs.classNames }));
-        results.push(kmeansClustering(fs.test, fs.testLabels, { seed, numClasses: C, classNames: fs.classNames, ...options.kmeans }));
+        if (fs.head) results.push(await headClustering(fs.head, fs.test, fs.testLabels, { numClasses: C, classNames: fs.classNames }));
+        results.push(await kmeansClustering(fs.test, fs.testLabels, { seed, numClasses: C, classNames: fs.classNames, ...options.kmeans }));
         break;
       default:
         throw new Error(`unknown protocol '${String(p)}'; choose from ${ALL_PROTOCOLS.join(', ')}`);

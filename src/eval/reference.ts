@@ -99,7 +99,7 @@ function result(name: string, s: ErrStats, problems: string[]): ReferenceCheck {
 
 const KNN_EXPECTED = new Set(['predictions', 'votes', 'top1', 'top5']);
 
-function checkKnnCase(c: unknown, name: string): ReferenceCheck {
+async function checkKnnCase(c: unknown, name: string): Promise<ReferenceCheck> {
   if (!isRecord(c)) throw new Error('case must be an object');
   const k = num(c.k, 'k');
   const temperature = num(c.temperature, 'temperature');
@@ -116,7 +116,7 @@ function checkKnnCase(c: unknown, name: string): ReferenceCheck {
   let res: KnnResult;
   try {
     // The fixture's features are already unit-norm and the reference did not renormalise.
-    res = knnClassify(trainT, trainLabels, testT, { k, temperature, numClasses, testLabels, normalize: false, returnVotes: true });
+    res = await knnClassify(trainT, trainLabels, testT, { k, temperature, numClasses, testLabels, normalize: false, returnVotes: true });
   } finally {
     trainT.dispose();
     testT.dispose();
@@ -151,16 +151,18 @@ function checkKnnCase(c: unknown, name: string): ReferenceCheck {
 }
 
 /** Run every case of a `knn` fixture (weighted k-NN predictions and vote sums). */
-export function checkKnnFixture(json: unknown): ReferenceCheck[] {
-  return casesOf(json, 'knn fixture').map((c, i) => {
+export async function checkKnnFixture(json: unknown): Promise<ReferenceCheck[]> {
+  const out: ReferenceCheck[] = [];
+  for (const [i, c] of casesOf(json, 'knn fixture').entries()) {
     const extra = isRecord(c) ? `k=${String(c.k)}, T=${String(c.temperature)}` : '';
     const name = caseName(c, 'knn', i, extra);
     try {
-      return checkKnnCase(c, name);
+      out.push(await checkKnnCase(c, name));
     } catch (e) {
-      return failed(name, e);
+      out.push(failed(name, e));
     }
-  });
+  }
+  return out;
 }
 
 const CLUSTER_METRICS: Record<string, (l: number[], c: number[]) => number> = {

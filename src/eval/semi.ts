@@ -21,7 +21,7 @@ import { AdamW, Grads } from '../train/optim';
 import { Rng } from '../util/rng';
 import { ProgressBar } from '../util/progress';
 import { knnClassify } from './knn';
-import { LogisticEvalOptions, LogisticResult, accuracy, logisticRegression } from './linear';
+import { LogisticEvalOptions, LogisticResult, accuracy, hostMatrix, logisticRegression } from './linear';
 import { normalizePixels } from './features';
 import type { LabelArray } from './metrics';
 
@@ -67,25 +67,28 @@ export const SEMI_DEFAULT_CS: readonly number[] = [1, 10, 100, 1000];
  * Logistic regression and k-NN on frozen features, fitted on each labelled
  * subset and scored on all test features. Inputs are not disposed.
  */
-export function semiSupervised(
+export async function semiSupervised(
   trainFeatures: tf.Tensor2D,
   trainLabels: LabelArray,
   testFeatures: tf.Tensor2D,
   testLabels: LabelArray,
   options: SemiOptions = {},
-): SemiResult[] {
+): Promise<SemiResult[]> {
   const fractions = options.fractions ?? [...SEMI_FRACTIONS];
   const seed = options.seed ?? 0;
   let numClasses = options.numClasses ?? 0;
   if (options.numClasses === undefined) for (let i = 0; i < trainLabels.length; i++) numClasses = Math.max(numClasses, trainLabels[i] + 1);
   const splits = semiSplits(trainLabels, fractions, seed, numClasses);
-  const trainRaw = trainFeatures.dataSync();
+  const trainRaw = await trainFeatures.data();
+  const test = await hostMatrix(testFeatures, 'semiSupervised');
   const dim = trainFeatures.shape[1];
-  return splits.map((idx, i) => {
+  const results: SemiResult[] = [];
+  for (let i = 0; i < splits.length; i++) {
+    const idx = splits[i];
     const rows = new Float32Array(idx.length * dim);
     for (let r = 0; r < idx.length; r++) rows.set(trainRaw.subarray(idx[r] * dim, (idx[r] + 1) * dim) as Float32Array, r * dim);
     const labels = Int32Array.from(idx, (j) => trainLabels[j]);
-    const logistic = logisticRegression({ data: rows, rows: idx.length, cols: dim }, labels, testFeatures, testLabels, {
+    const logistic = await logisticRegression({ data: rows, rows: idx.length, cols: dim }, labels, test, testLabels, {
       Cs: [...SEMI_DEFAULT_CS],
       preprocess: 'l2',
       valFraction: 0.25,
@@ -98,11 +101,11 @@ export function semiSupervised(
     const sub = tf.tensor2d(rows, [idx.length, dim]);
     let knn;
     try {
-      knn = knnClassify(sub, labels, testFeatures, { k, temperature, numClasses, testLabels });
+      knn = await knnClassify(sub, labels, testFeatures, { k, temperature, numClasses, testLabels });
     } finally {
       sub.dispose();
     }
-    return {
+    results.push({
       protocol: 'semi' as const,
       fraction: fractions[i],
       numLabelled: idx.length,
@@ -110,8 +113,9 @@ export function semiSupervised(
       numTest: testLabels.length,
       logistic,
       knn: { k, temperature, top1: knn.top1 as number, top5: knn.top5 as number },
-    };
-  });
+    });
+  }
+  return results;
 }
 
 // ---------------------------------------------------------------------------
@@ -222,7 +226,7 @@ function clsOf(backbone: VisionTransformer, x: tf.Tensor4D, training: boolean, s
 }
 
 /** Logits of every image in eval mode, as a host array, and the mean CE against its labels. */
-function evaluateAll(backbone: VisionTransformer, head: ClassifierHead, ds: ImageDataset, batchSize: number, mean?: number[], std?: number[]): { predictions: Int32Array; loss: number } {
+async function evaluateAll(backbone: VisionTransformer, head: ClassifierHead, ds: ImageDataset, batchSize: number, mean?: number[], std?: number[]): Promise<{ predictions: Int32Array; loss: number }> {
   const predictions = new Int32Array(ds.n);
   let lossSum = 0;
   for (let start = 0; start < ds.n; start += batchSize) {
@@ -232,9 +236,12 @@ function evaluateAll(backbone: VisionTransformer, head: ClassifierHead, ds: Imag
       const logits = head.forward(clsOf(backbone, normalizePixels(toTensor(ds, idx), mean, std), false, 0));
       return [tf.argMax(logits, 1), tf.mul(meanCrossEntropy(logits, labels), idx.length)];
     });
-    predictions.set(pred.dataSync(), start);
-    lossSum += loss.dataSync()[0];
-    tf.dispose([pred, loss]);
+    try {
+      predictions.set(await pred.data(), start);
+      lossSum += (await loss.data())[0];
+    } finally {
+      tf.dispose([pred, loss]);
+    }
   }
   return { predictions, loss: lossSum / Math.max(ds.n, 1) };
 }
@@ -244,7 +251,7 @@ function evaluateAll(backbone: VisionTransformer, head: ClassifierHead, ds: Imag
  * classifier on its [CLS] token on the labelled `train` images; report test
  * top-1. No augmentation: the subsets are small and the runs short.
  */
-export function fineTune(backbone: VisionTransformer, train: ImageDataset, test: ImageDataset, options: FineTuneOptions = {}): FineTuneResult {
+export async function fineTune(backbone: VisionTransformer, train: ImageDataset, test: ImageDataset, options: FineTuneOptions = {}): Promise<FineTuneResult> {
   const t0 = Date.now();
   const kind = options.head ?? (options.projectionHead ? 'headLayer' : 'linear');
   const epochs = options.epochs ?? 10;
@@ -273,7 +280,7 @@ export function fineTune(backbone: VisionTransformer, train: ImageDataset, test:
   const bar = options.progress ? new ProgressBar(total, { label: 'finetune' }) : undefined;
   const losses: number[] = [];
   try {
-    const before = measure ? evaluateAll(model, head, train, 256, mean, std).loss : undefined;
+    const before = measure ? (await evaluateAll(model, head, train, 256, mean, std)).loss : undefined;
     let step = 0;
     for (let e = 0; e < epochs && step < total; e++) {
       const order = rng.permutation(train.n);
@@ -290,15 +297,18 @@ export function fineTune(backbone: VisionTransformer, train: ImageDataset, test:
         for (const [vn, g] of Object.entries(grads)) named.set(byVar.get(vn) as string, g);
         optimizer.step(named, rate, weightDecay);
         tf.dispose(Object.values(grads));
-        losses.push(value.dataSync()[0]);
-        value.dispose();
+        try {
+          losses.push((await value.data())[0]);
+        } finally {
+          value.dispose();
+        }
         step++;
         bar?.update(step, `loss ${losses[losses.length - 1].toFixed(3)}`);
       }
     }
     bar?.done();
-    const after = measure ? evaluateAll(model, head, train, 256, mean, std).loss : undefined;
-    const { predictions } = evaluateAll(model, head, test, 256, mean, std);
+    const after = measure ? (await evaluateAll(model, head, train, 256, mean, std)).loss : undefined;
+    const { predictions } = await evaluateAll(model, head, test, 256, mean, std);
     const result: FineTuneResult = {
       protocol: 'finetune',
       head: kind,
@@ -326,14 +336,14 @@ export function fineTune(backbone: VisionTransformer, train: ImageDataset, test:
 }
 
 /** Fine-tune on the class-balanced `fraction` subset of `train` (default 10%), score on all of `test`. */
-export function semiFineTune(
+export async function semiFineTune(
   backbone: VisionTransformer,
   train: ImageDataset,
   test: ImageDataset,
   fraction = 0.1,
   options: FineTuneOptions = {},
-): FineTuneResult {
+): Promise<FineTuneResult> {
   const idx = labelSubset(train.labels, { fraction }, options.seed ?? 0, train.numClasses);
   const labelled = subset(train, idx, `${train.name}/${Math.round(fraction * 1000) / 10}%`);
-  return { ...fineTune(backbone, labelled, test, options), fraction };
+  return { ...(await fineTune(backbone, labelled, test, options)), fraction };
 }

@@ -32,20 +32,20 @@ export const CHECKPOINT_TENSORS = 'checkpoint.safetensors';
 export const CHECKPOINT_STATE = 'checkpoint.json';
 export const TEACHER_EXPORT = 'teacher_backbone.safetensors';
 
-/** All tensors of the model pair and its optimizer. */
-export function modelTensors(model: IBOTModel): TensorMap {
+/** All tensors of the model pair and its optimizer, read back from the device. */
+export async function modelTensors(model: IBOTModel): Promise<TensorMap> {
   const out: TensorMap = {
-    ...model.student.backbone.params.toTorch('student.backbone.'),
-    ...model.student.head.params.toTorch('student.head.'),
-    ...model.teacher.backbone.params.toTorch('teacher.backbone.'),
-    ...model.teacher.head.params.toTorch('teacher.head.'),
+    ...(await model.student.backbone.params.toTorch('student.backbone.')),
+    ...(await model.student.head.params.toTorch('student.head.')),
+    ...(await model.teacher.backbone.params.toTorch('teacher.backbone.')),
+    ...(await model.teacher.head.params.toTorch('teacher.head.')),
   };
-  const c = model.loss.center.dataSync() as Float32Array;
-  const pc = model.loss.patchCenter.dataSync() as Float32Array;
+  const c = (await model.loss.center.data()) as Float32Array;
+  const pc = (await model.loss.patchCenter.data()) as Float32Array;
   out['loss.center'] = { shape: [1, c.length], dtype: 'float32', data: c };
   out['loss.center2'] = { shape: [1, pc.length], dtype: 'float32', data: pc };
   // Moments in internal layout: they are only ever read back by ibotlab.
-  const st = model.optimizer.getState();
+  const st = await model.optimizer.getState();
   for (const name of Object.keys(st.m)) {
     out[`optimizer.m.${name}`] = { shape: [st.m[name].length], dtype: 'float32', data: st.m[name] };
     out[`optimizer.v.${name}`] = { shape: [st.v[name].length], dtype: 'float32', data: st.v[name] };
@@ -53,10 +53,12 @@ export function modelTensors(model: IBOTModel): TensorMap {
   return out;
 }
 
-export function saveCheckpoint<C>(dir: string, model: IBOTModel, state: Omit<CheckpointState<C>, 'version' | 'optimizerSteps'>): void {
+export async function saveCheckpoint<C>(dir: string, model: IBOTModel, state: Omit<CheckpointState<C>, 'version' | 'optimizerSteps'>): Promise<void> {
+  // Every tensor is read before anything is written, so the files on disk are from one step.
+  const tensors = await modelTensors(model);
+  const full: CheckpointState<C> = { ...state, version: 1, optimizerSteps: (await model.optimizer.getState()).steps };
   fs.mkdirSync(dir, { recursive: true });
-  const full: CheckpointState<C> = { ...state, version: 1, optimizerSteps: model.optimizer.getState().steps };
-  writeSafetensors(path.join(dir, CHECKPOINT_TENSORS), modelTensors(model), { format: 'ibotlab-checkpoint', step: String(state.step) });
+  writeSafetensors(path.join(dir, CHECKPOINT_TENSORS), tensors, { format: 'ibotlab-checkpoint', step: String(state.step) });
   writeFileAtomic(path.join(dir, CHECKPOINT_STATE), JSON.stringify(full, null, 1));
 }
 
@@ -103,6 +105,6 @@ export function loadCheckpoint<C>(dir: string, model: IBOTModel): CheckpointStat
 }
 
 /** The teacher backbone alone, with timm/DINO names (what downstream users load). */
-export function exportTeacher(file: string, model: IBOTModel): void {
-  writeSafetensors(file, model.teacher.backbone.params.toTorch(), { format: 'pt', source: 'ibotlab teacher backbone' });
+export async function exportTeacher(file: string, model: IBOTModel): Promise<void> {
+  writeSafetensors(file, await model.teacher.backbone.params.toTorch(), { format: 'pt', source: 'ibotlab teacher backbone' });
 }

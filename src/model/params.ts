@@ -72,13 +72,16 @@ export class ParamSet {
     return this.params.reduce((a, p) => a + p.variable.size, 0);
   }
 
-  /** Export with PyTorch names and layouts. */
-  toTorch(prefix = ''): TensorMap {
+  /** Export with PyTorch names and layouts (values read back from the device). */
+  async toTorch(prefix = ''): Promise<TensorMap> {
     const out: TensorMap = {};
     for (const p of this.params) {
       const t = tf.tidy(() => toTorchLayout(p.variable, p.layout, p.torchShape));
-      out[prefix + p.name] = { shape: p.torchShape.slice(), dtype: 'float32', data: t.dataSync() as Float32Array };
-      t.dispose();
+      try {
+        out[prefix + p.name] = { shape: p.torchShape.slice(), dtype: 'float32', data: (await t.data()) as Float32Array };
+      } finally {
+        t.dispose();
+      }
     }
     return out;
   }

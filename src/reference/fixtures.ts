@@ -14,6 +14,7 @@ import { IBOTHead } from '../model/head';
 import { IBOTLoss, IBOTLossConfig } from '../train/loss';
 import { cosineSchedule, teacherTempSchedule } from '../train/schedules';
 import { tidy } from '../util/tidy';
+import { readAndDispose } from '../util/read';
 import { checkClusterMetricsFixture, checkKnnFixture } from '../eval/reference';
 
 export type FixtureKind = 'ibot_loss' | 'vit_forward' | 'ibot_head' | 'knn' | 'cluster_metrics' | 'schedules';
@@ -44,37 +45,42 @@ export function detectKind(json: Json): FixtureKind | undefined {
 const f32 = (x: unknown): Float32Array => Float32Array.from(flatten(x));
 const tensor = (x: unknown): tf.Tensor => tf.tensor(f32(x), shapeOf(x));
 
-function checkIbotLoss(json: Json, file: string): FixtureResult[] {
-  return (json.cases as Json[]).map((c, i) => {
+async function checkIbotLoss(json: Json, file: string): Promise<FixtureResult[]> {
+  const out: FixtureResult[] = [];
+  for (const [i, c] of (json.cases as Json[]).entries()) {
     const cfg = c.config as IBOTLossConfig;
     const inp = c.inputs as Json;
     const exp = c.expected as Json;
+    const epoch = Number(c.epoch);
     const loss = new IBOTLoss(cfg);
     try {
       loss.setCenters(f32(inp.center), f32(inp.patchCenter));
-      const parts = tidy(() => {
-        const student = { cls: tensor(inp.studentCls) as tf.Tensor2D, patch: tensor(inp.studentPatch) as tf.Tensor3D };
-        const teacher = { cls: tensor(inp.teacherCls) as tf.Tensor2D, patch: tensor(inp.teacherPatch) as tf.Tensor3D };
-        const epoch = Number(c.epoch);
-        const v = loss.forward(student, teacher, tensor(inp.masks) as tf.Tensor2D, epoch);
-        loss.updateCenter(teacher);
-        return [
-          compare([v.cls.dataSync()[0]], [Number(exp.cls)]),
-          compare([v.patch.dataSync()[0]], [Number(exp.patch)]),
-          compare([v.total.dataSync()[0]], [Number(exp.total)]),
-          compare([loss.teacherTemp(epoch), loss.teacherPatchTemp(epoch)], [Number(exp.teacherTemp), Number(exp.teacherPatchTemp)]),
-          compare(loss.center.dataSync(), flatten(exp.center)),
-          compare(loss.patchCenter.dataSync(), flatten(exp.patchCenter)),
-        ];
-      });
-      return { file, kind: 'ibot_loss' as const, name: `case ${i} (G=${cfg.globalCrops}, L=${cfg.localCrops}, epoch ${c.epoch})`, ...combine(parts) };
+      const v = await readAndDispose(
+        tidy(() => {
+          const student = { cls: tensor(inp.studentCls) as tf.Tensor2D, patch: tensor(inp.studentPatch) as tf.Tensor3D };
+          const teacher = { cls: tensor(inp.teacherCls) as tf.Tensor2D, patch: tensor(inp.teacherPatch) as tf.Tensor3D };
+          const l = loss.forward(student, teacher, tensor(inp.masks) as tf.Tensor2D, epoch);
+          loss.updateCenter(teacher);
+          return { ...l, center: loss.center.clone(), patchCenter: loss.patchCenter.clone() };
+        }),
+      );
+      const parts = [
+        compare(v.cls, [Number(exp.cls)]),
+        compare(v.patch, [Number(exp.patch)]),
+        compare(v.total, [Number(exp.total)]),
+        compare([loss.teacherTemp(epoch), loss.teacherPatchTemp(epoch)], [Number(exp.teacherTemp), Number(exp.teacherPatchTemp)]),
+        compare(v.center, flatten(exp.center)),
+        compare(v.patchCenter, flatten(exp.patchCenter)),
+      ];
+      out.push({ file, kind: 'ibot_loss' as const, name: `case ${i} (G=${cfg.globalCrops}, L=${cfg.localCrops}, epoch ${c.epoch})`, ...combine(parts) });
     } finally {
       loss.dispose();
     }
-  });
+  }
+  return out;
 }
 
-function checkVitForward(json: Json, file: string): FixtureResult[] {
+async function checkVitForward(json: Json, file: string): Promise<FixtureResult[]> {
   const cfg = json.config as Record<string, number | boolean>;
   const weights = readSafetensors(path.join(path.dirname(file), String(json.weights)));
   const vit = new VisionTransformer({
@@ -94,28 +100,27 @@ function checkVitForward(json: Json, file: string): FixtureResult[] {
     vit.params.loadTorch(weights.tensors, { strict: true, source: String(json.weights) });
     const inp = json.inputs as Json;
     const exp = json.expected as Json;
-    const results: FixtureResult[] = [];
-    tidy(() => {
-      const images = tf.transpose(tensor(inp.imagesNCHW), [0, 2, 3, 1]) as tf.Tensor4D;
-      const plain = vit.forward(images, { attentionOf: -1 });
-      const { cls, patch } = VisionTransformer.split(plain.tokens);
-      results.push({ file, kind: 'vit_forward', name: 'cls', ...compare(cls.dataSync(), flatten(exp.cls)) });
-      results.push({ file, kind: 'vit_forward', name: 'patch', ...compare(patch.dataSync(), flatten(exp.patch)) });
-      results.push({ file, kind: 'vit_forward', name: 'lastBlockAttention', ...compare((plain.attention as tf.Tensor).dataSync(), flatten(exp.lastBlockAttention)) });
-      if (exp.maskedCls !== undefined) {
-        const masked = vit.forward(images, { masks: tensor(inp.masks) as tf.Tensor2D });
-        const m = VisionTransformer.split(masked.tokens);
-        results.push({ file, kind: 'vit_forward', name: 'maskedCls', ...compare(m.cls.dataSync(), flatten(exp.maskedCls)) });
-        results.push({ file, kind: 'vit_forward', name: 'maskedPatch', ...compare(m.patch.dataSync(), flatten(exp.maskedPatch)) });
-      }
-    });
-    return results;
+    const got = await readAndDispose(
+      tidy(() => {
+        const images = tf.transpose(tensor(inp.imagesNCHW), [0, 2, 3, 1]) as tf.Tensor4D;
+        const plain = vit.forward(images, { attentionOf: -1 });
+        const { cls, patch } = VisionTransformer.split(plain.tokens);
+        const outs: Record<string, tf.Tensor> = { cls, patch, lastBlockAttention: plain.attention as tf.Tensor };
+        if (exp.maskedCls !== undefined) {
+          const m = VisionTransformer.split(vit.forward(images, { masks: tensor(inp.masks) as tf.Tensor2D }).tokens);
+          outs.maskedCls = m.cls;
+          outs.maskedPatch = m.patch;
+        }
+        return outs;
+      }),
+    );
+    return Object.entries(got).map(([name, values]) => ({ file, kind: 'vit_forward' as const, name, ...compare(values, flatten(exp[name])) }));
   } finally {
     vit.dispose();
   }
 }
 
-function checkIbotHead(json: Json, file: string): FixtureResult[] {
+async function checkIbotHead(json: Json, file: string): Promise<FixtureResult[]> {
   const cfg = json.config as Record<string, number | boolean>;
   const weights = readSafetensors(path.join(path.dirname(file), String(json.weights)));
   const shared = cfg.sharedHead === true;
@@ -135,13 +140,13 @@ function checkIbotHead(json: Json, file: string): FixtureResult[] {
     head.params.loadTorch(weights.tensors, { strict: true, source: String(json.weights) });
     const inp = json.inputs as Json;
     const exp = json.expected as Json;
-    return tidy(() => {
-      const z = head.embed(tensor(inp.tokens) as tf.Tensor2D);
-      return [
-        { file, kind: 'ibot_head' as const, name: 'cls', ...compare(head.project(z, 'cls').dataSync(), flatten(exp.cls)) },
-        { file, kind: 'ibot_head' as const, name: 'patch', ...compare(head.project(z, 'patch').dataSync(), flatten(exp.patch)) },
-      ];
-    });
+    const got = await readAndDispose(
+      tidy(() => {
+        const z = head.embed(tensor(inp.tokens) as tf.Tensor2D);
+        return { cls: head.project(z, 'cls'), patch: head.project(z, 'patch') };
+      }),
+    );
+    return (['cls', 'patch'] as const).map((name) => ({ file, kind: 'ibot_head' as const, name, ...compare(got[name], flatten(exp[name])) }));
   } finally {
     head.dispose();
   }
@@ -168,7 +173,7 @@ function checkSchedules(json: Json, file: string): FixtureResult[] {
 }
 
 /** Run one fixture file. Unknown formats produce a failed result that says so. */
-export function checkFixtureFile(file: string): FixtureResult[] {
+export async function checkFixtureFile(file: string): Promise<FixtureResult[]> {
   let json: Json;
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -181,15 +186,15 @@ export function checkFixtureFile(file: string): FixtureResult[] {
   try {
     switch (kind) {
       case 'ibot_loss':
-        return checkIbotLoss(json, file);
+        return await checkIbotLoss(json, file);
       case 'vit_forward':
-        return checkVitForward(json, file);
+        return await checkVitForward(json, file);
       case 'ibot_head':
-        return checkIbotHead(json, file);
+        return await checkIbotHead(json, file);
       case 'schedules':
         return checkSchedules(json, file);
       case 'knn':
-        return wrap(checkKnnFixture(json), 'knn');
+        return wrap(await checkKnnFixture(json), 'knn');
       case 'cluster_metrics':
         return wrap(checkClusterMetricsFixture(json), 'cluster_metrics');
       default:

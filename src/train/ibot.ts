@@ -34,13 +34,14 @@ export interface IBOTModelConfig {
   freezeLastLayerEpochs: number;
 }
 
+/** One batch's crops, stacked crop-major (all B images of crop 0, then crop 1, …) as `augment/ibotBatch` makes them. */
 export interface Crops {
-  /** G global crops, each [B, H, W, C]. */
-  global: tf.Tensor4D[];
-  /** L local crops, each [B, h, w, C]. */
-  local: tf.Tensor4D[];
-  /** One mask per global crop, [B, N] with 1 = masked patch. */
-  masks: tf.Tensor2D[];
+  /** G global crops [G·B, H, W, C]. */
+  global: tf.Tensor4D;
+  /** L local crops [L·B, h, w, C], or null without local crops. */
+  local: tf.Tensor4D | null;
+  /** Masks of the global crops [G·B, N], 1 = masked patch. */
+  masks: tf.Tensor2D;
 }
 
 export interface StepSchedule {
@@ -66,7 +67,11 @@ export interface StepStats {
   teacherMeanEntropy: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
-  /** Phase timings in ms. */
+  /**
+   * Phase timings in ms as the host sees them. On a GPU the host queues work
+   * ahead of the device, so `optimizer` also holds the wait for the step's
+   * results; pass `syncPhases` to `step` for device time per phase.
+   */
   ms: { teacher: number; student: number; optimizer: number };
 }
 
@@ -99,50 +104,58 @@ export class IBOTModel {
     this.optimizer = new AdamW(this.studentParams);
   }
 
-  /** Teacher outputs on unmasked global crops: [CLS] [G·B, K] and patches [G·B, N, K']. */
-  teacherForward(global: tf.Tensor4D[]): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
-    return tf.tidy(() => {
-      const x = global.length === 1 ? global[0] : (tf.concat(global, 0) as tf.Tensor4D);
-      const { tokens } = this.teacher.backbone.forward(x);
-      return this.teacher.head.forwardTokens(tokens);
-    });
+  /** Teacher outputs on unmasked global crops [G·B, …]: [CLS] [G·B, K] and patches [G·B, N, K']. */
+  teacherForward(global: tf.Tensor4D): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
+    return tf.tidy(() => this.teacher.head.forwardTokens(this.teacher.backbone.forward(global).tokens));
   }
 
-  /** Student outputs: [CLS] of every crop (crop-major) and patches of the masked global crops. */
+  /** Student outputs: [CLS] of every crop (crop-major, globals first) and patches of the masked global crops. */
   studentForward(crops: Crops, seed = 0): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
     return tf.tidy(() => {
-      const g = crops.global.length === 1 ? crops.global[0] : (tf.concat(crops.global, 0) as tf.Tensor4D);
-      const masks = crops.masks.length === 1 ? crops.masks[0] : (tf.concat(crops.masks, 0) as tf.Tensor2D);
-      const { tokens } = this.student.backbone.forward(g, { masks, training: true, seed });
+      const { tokens } = this.student.backbone.forward(crops.global, { masks: crops.masks, training: true, seed });
       const out = this.student.head.forwardTokens(tokens);
-      if (!crops.local.length) return out;
+      if (!crops.local) return out;
       // Local crops: [CLS] only and no masking (official iBOT); the head runs on [CLS] alone.
-      const l = crops.local.length === 1 ? crops.local[0] : (tf.concat(crops.local, 0) as tf.Tensor4D);
-      const lt = this.student.backbone.forward(l, { training: true, seed: seed + 1 }).tokens;
+      const lt = this.student.backbone.forward(crops.local, { training: true, seed: seed + 1 }).tokens;
       const lcls = tf.reshape(tf.slice(lt, [0, 0, 0], [lt.shape[0], 1, lt.shape[2]]), [lt.shape[0], lt.shape[2]]) as tf.Tensor2D;
       return { cls: tf.concat([out.cls, this.student.head.forwardCls(lcls)], 0) as tf.Tensor2D, patch: out.patch };
     });
   }
 
-  /** One full training step. Inputs are not disposed. */
-  step(crops: Crops, sched: StepSchedule, seed = 0): StepStats {
+  /**
+   * One full training step, all on the device: nothing is read back until its
+   * statistics, which come back in one asynchronous read at the end (the only
+   * kind of read a WebGPU backend in Node can do). Inputs are not disposed.
+   *
+   * With `opts.syncPhases`, each phase is awaited before the next starts, so
+   * `ms` measures device time per phase (on a GPU the phases otherwise
+   * overlap with the host queuing them); it costs two extra round trips.
+   */
+  async step(crops: Crops, sched: StepSchedule, seed = 0, opts: { syncPhases?: boolean } = {}): Promise<StepStats> {
     const cfg = this.config;
+    const G = cfg.loss.globalCrops;
+    if (crops.global.shape[0] % G !== 0 || crops.masks.shape[0] !== crops.global.shape[0]) {
+      throw new Error(`step: global crops [${crops.global.shape}] and masks [${crops.masks.shape}] must both hold G·B = ${G}·B rows, crop-major`);
+    }
+    const settle = async (t: tf.Tensor): Promise<void> => {
+      if (opts.syncPhases) await t.data();
+    };
     const t0 = performance.now();
     const teacherOut = this.teacherForward(crops.global);
     const targets = this.loss.teacherTargets(teacherOut, sched.epoch);
     const monitors = tf.tidy(() => collapseMonitors(targets.cls));
+    await settle(monitors.meanEntropy);
     const t1 = performance.now();
 
-    const masks = crops.masks.length === 1 ? crops.masks[0] : (tf.concat(crops.masks, 0) as tf.Tensor2D);
     let parts: { cls: tf.Scalar; patch: tf.Scalar; agreement: tf.Scalar } | undefined;
     const vars = this.studentParams.filter((p) => p.trainable).map((p) => p.variable);
     const { value, grads: rawGrads } = tf.variableGrads(() => {
       const s = this.studentForward(crops, seed);
-      const l = this.loss.compute(s, targets, masks);
-      parts = { cls: tf.keep(l.cls), patch: tf.keep(l.patch), agreement: tf.keep(agreementOf(s.cls, targets.cls, cfg.loss.globalCrops)) };
+      const l = this.loss.compute(s, targets, crops.masks);
+      parts = { cls: tf.keep(l.cls), patch: tf.keep(l.patch), agreement: tf.keep(agreementOf(s.cls, targets.cls, G)) };
       return l.total;
     }, vars);
-    if (crops.masks.length !== 1) masks.dispose();
+    await settle(value);
     const t2 = performance.now();
 
     // Variable names carry a uniqueness suffix; map gradients back to official names.
@@ -150,11 +163,12 @@ export class IBOTModel {
     let grads: Grads = new Map();
     for (const [vn, g] of Object.entries(rawGrads)) grads.set(byVar.get(vn) as string, g);
     // The global norm (a monitor) comes from the norms clipping computes anyway; an infinite bound only measures.
-    let gradNorm: number;
+    let gradNorm: tf.Scalar;
     if (cfg.clipGrad > 0) {
       const r = clipPerParam(grads, cfg.clipGrad);
       grads = r.grads;
-      gradNorm = Math.sqrt([...r.norms.values()].reduce((a, n) => a + n * n, 0));
+      gradNorm = tf.tidy(() => tf.norm(r.norms) as tf.Scalar);
+      r.norms.dispose();
     } else {
       const r = clipGlobalNorm(grads, cfg.clipGlobalNorm > 0 ? cfg.clipGlobalNorm : Infinity);
       grads = r.grads;
@@ -167,13 +181,18 @@ export class IBOTModel {
     emaUpdate(this.teacher.backbone.params, this.student.backbone.params, sched.momentum);
     emaUpdate(this.teacher.head.params, this.student.head.params, sched.momentum);
     this.loss.updateCenter(teacherOut);
-    const t3 = performance.now();
 
     // One read-back for every number of the step.
     const p = parts as NonNullable<typeof parts>;
-    const all = tf.tidy(() => tf.stack([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy]));
-    const v = all.dataSync();
-    tf.dispose([all, value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, teacherOut.cls, teacherOut.patch, targets.cls, targets.patch]);
+    const all = tf.tidy(() => tf.stack([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm]));
+    tf.dispose([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm, teacherOut.cls, teacherOut.patch, targets.cls, targets.patch]);
+    let v: Float32Array;
+    try {
+      v = (await all.data()) as Float32Array;
+    } finally {
+      all.dispose();
+    }
+    const t3 = performance.now();
     return {
       loss: v[0],
       clsLoss: v[1],
@@ -181,7 +200,7 @@ export class IBOTModel {
       agreement: v[3],
       teacherEntropy: v[4],
       teacherMeanEntropy: v[5],
-      gradNorm,
+      gradNorm: v[6],
       teacherTemp: this.loss.teacherTemp(sched.epoch),
       teacherPatchTemp: this.loss.teacherPatchTemp(sched.epoch),
       ms: { teacher: t1 - t0, student: t2 - t1, optimizer: t3 - t2 },

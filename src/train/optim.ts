@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Param, usesWeightDecay } from '../model/params';
+import { FlatLayout, sumSquares } from './flat-params';
 
 export type Grads = Map<string, tf.Tensor>;
 
@@ -16,13 +17,7 @@ export interface AdamWConfig {
 
 export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
-interface Slot {
-  m: tf.Variable;
-  v: tf.Variable;
-  step: number;
-}
-
-/** Serializable optimizer state (for checkpoints). */
+/** Serializable optimizer state (for checkpoints): per parameter, by official name. */
 export interface AdamWState {
   steps: Record<string, number>;
   m: Record<string, Float32Array>;
@@ -30,130 +25,194 @@ export interface AdamWState {
 }
 
 /**
+ * Parameters updated together: same weight decay, and gradients that come and
+ * go together (the prototypes lose theirs while the last layer is frozen).
+ * Moments live as one flat vector per group.
+ */
+interface Group {
+  params: Param[];
+  decay: boolean;
+  layout: FlatLayout;
+  /** Adam steps taken per parameter (PyTorch counts per parameter). */
+  steps: number[];
+  m?: tf.Variable;
+  v?: tf.Variable;
+}
+
+/** Which parameters share a group: decay or not × prototypes (`last_layer*`, see `freezeLastLayer`) or not. */
+function groupKey(p: Param): string {
+  return `${usesWeightDecay(p) ? 'decay' : 'no-decay'}${p.name.includes('last_layer') ? '|prototypes' : ''}`;
+}
+
+/**
  * torch.optim.AdamW semantics: p ← p − lr·wd·p, then the Adam step with bias
  * correction. Parameters without a gradient this step are left alone entirely
- * (no decay, no moment update), as PyTorch does for `grad is None`.
+ * (no decay, no moment update, no step counted), as PyTorch does for
+ * `grad is None`.
+ *
+ * Each parameter group is updated as one flat vector (see `flat-params.ts`),
+ * so a step costs the same dozen ops whatever the depth of the model. A group
+ * where only some parameters have a gradient, or whose step counts differ,
+ * takes a slower per-parameter path with the same arithmetic.
  */
 export class AdamW {
   readonly config: AdamWConfig;
-  private readonly params: Param[];
-  private readonly slots = new Map<string, Slot>();
+  private readonly groups: Group[] = [];
 
   constructor(params: Param[], config: Partial<AdamWConfig> = {}) {
     this.config = { ...ADAMW_DEFAULTS, ...config };
-    this.params = params.filter((p) => p.trainable);
+    const byKey = new Map<string, Param[]>();
+    for (const p of params.filter((q) => q.trainable)) byKey.set(groupKey(p), [...(byKey.get(groupKey(p)) ?? []), p]);
+    for (const ps of byKey.values()) {
+      this.groups.push({ params: ps, decay: usesWeightDecay(ps[0]), layout: FlatLayout.of(ps.map((p) => p.variable)), steps: ps.map(() => 0) });
+    }
   }
 
   /** One update. `wd` applies only to parameters that use weight decay. */
   step(grads: Grads, lr: number, wd: number): void {
-    const { beta1, beta2, eps } = this.config;
-    for (const p of this.params) {
-      const g = grads.get(p.name);
-      if (!g) continue;
-      let slot = this.slots.get(p.name);
-      if (!slot) {
-        const pv = p.variable;
-        slot = tf.tidy(() => ({ m: tf.variable(tf.zerosLike(pv), false), v: tf.variable(tf.zerosLike(pv), false), step: 0 }));
-        this.slots.set(p.name, slot);
+    for (const g of this.groups) {
+      const present = g.params.map((p) => grads.has(p.name));
+      if (!present.some((x) => x)) continue;
+      if (!g.m || !g.v) {
+        const n = g.layout.size;
+        [g.m, g.v] = tf.tidy(() => [tf.variable(tf.zeros([n]), false), tf.variable(tf.zeros([n]), false)]);
       }
-      slot.step += 1;
-      const bc1 = 1 - beta1 ** slot.step;
-      const bc2 = 1 - beta2 ** slot.step;
-      const decay = usesWeightDecay(p) ? wd : 0;
-      const s = slot;
-      tf.tidy(() => {
-        const m = tf.add(tf.mul(s.m, beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(s.v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        s.m.assign(m);
-        s.v.assign(v);
-        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
-        let w: tf.Tensor = p.variable;
-        if (decay !== 0) w = tf.mul(w, 1 - lr * decay);
-        p.variable.assign(tf.sub(w, tf.mul(tf.div(m, denom), lr / bc1)));
-      });
+      present.forEach((has, i) => has && g.steps[i]++);
+      const uniform = present.every((x) => x) && g.steps.every((n) => n === g.steps[0]);
+      if (uniform) this.updateFlat(g, grads, lr, g.decay ? wd : 0);
+      else this.updateEach(g, grads, present, lr, g.decay ? wd : 0);
     }
   }
 
-  getState(): AdamWState {
+  /** The Adam arithmetic on matching tensors (flat vectors or single parameters). */
+  private adam(w: tf.Tensor, grad: tf.Tensor, m0: tf.Tensor, v0: tf.Tensor, step: number, lr: number, decay: number): { w: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+    const { beta1, beta2, eps } = this.config;
+    const bc1 = 1 - beta1 ** step;
+    const bc2 = 1 - beta2 ** step;
+    const m = tf.add(tf.mul(m0, beta1), tf.mul(grad, 1 - beta1));
+    const v = tf.add(tf.mul(v0, beta2), tf.mul(tf.square(grad), 1 - beta2));
+    const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
+    const decayed = decay !== 0 ? tf.mul(w, 1 - lr * decay) : w;
+    return { w: tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)), m, v };
+  }
+
+  private updateFlat(g: Group, grads: Grads, lr: number, decay: number): void {
+    const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
+    tf.tidy(() => {
+      const grad = g.layout.flatten(g.params.map((p) => grads.get(p.name) as tf.Tensor));
+      const w = g.layout.flatten(g.params.map((p) => p.variable));
+      const r = this.adam(w, grad, m0, v0, g.steps[0], lr, decay);
+      m0.assign(r.m);
+      v0.assign(r.v);
+      const next = g.layout.unflatten(r.w as tf.Tensor1D);
+      g.params.forEach((p, i) => p.variable.assign(next[i]));
+    });
+  }
+
+  private updateEach(g: Group, grads: Grads, present: boolean[], lr: number, decay: number): void {
+    const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
+    tf.tidy(() => {
+      const ms = g.layout.unflatten(m0 as tf.Tensor1D);
+      const vs = g.layout.unflatten(v0 as tf.Tensor1D);
+      g.params.forEach((p, i) => {
+        if (!present[i]) return;
+        const r = this.adam(p.variable, grads.get(p.name) as tf.Tensor, ms[i], vs[i], g.steps[i], lr, decay);
+        p.variable.assign(r.w);
+        ms[i] = r.m;
+        vs[i] = r.v;
+      });
+      m0.assign(g.layout.flatten(ms));
+      v0.assign(g.layout.flatten(vs));
+    });
+  }
+
+  /** Moments and step counts of every parameter updated so far (one read per moment vector; works on every backend). */
+  async getState(): Promise<AdamWState> {
     const st: AdamWState = { steps: {}, m: {}, v: {} };
-    for (const [name, s] of this.slots) {
-      st.steps[name] = s.step;
-      st.m[name] = s.m.dataSync() as Float32Array;
-      st.v[name] = s.v.dataSync() as Float32Array;
+    for (const g of this.groups) {
+      if (!g.m || !g.v) continue;
+      const ms = g.layout.split((await g.m.data()) as Float32Array);
+      const vs = g.layout.split((await g.v.data()) as Float32Array);
+      g.params.forEach((p, i) => {
+        if (g.steps[i] === 0) return;
+        st.steps[p.name] = g.steps[i];
+        st.m[p.name] = ms[i];
+        st.v[p.name] = vs[i];
+      });
     }
     return st;
   }
 
   setState(st: AdamWState): void {
-    this.disposeSlots();
-    for (const p of this.params) {
-      if (st.steps[p.name] === undefined) continue;
-      const shape = p.variable.shape;
-      this.slots.set(
-        p.name,
-        tf.tidy(() => ({
-          step: st.steps[p.name],
-          m: tf.variable(tf.tensor(st.m[p.name], shape), false),
-          v: tf.variable(tf.tensor(st.v[p.name], shape), false),
-        })),
-      );
+    this.disposeMoments();
+    for (const g of this.groups) {
+      if (g.params.every((p) => st.steps[p.name] === undefined)) continue;
+      const m = new Float32Array(g.layout.size);
+      const v = new Float32Array(g.layout.size);
+      g.params.forEach((p, i) => {
+        if (st.steps[p.name] === undefined) return;
+        const [mi, vi] = [st.m[p.name], st.v[p.name]];
+        if (!mi || !vi || mi.length !== g.layout.sizes[i] || vi.length !== g.layout.sizes[i]) {
+          throw new Error(`AdamW.setState: moments of '${p.name}' are missing or have the wrong size (expected ${g.layout.sizes[i]} values)`);
+        }
+        m.set(mi, g.layout.offsets[i]);
+        v.set(vi, g.layout.offsets[i]);
+        g.steps[i] = st.steps[p.name];
+      });
+      [g.m, g.v] = tf.tidy(() => [tf.variable(tf.tensor1d(m), false), tf.variable(tf.tensor1d(v), false)]);
     }
   }
 
-  private disposeSlots(): void {
-    for (const s of this.slots.values()) {
-      s.m.dispose();
-      s.v.dispose();
+  private disposeMoments(): void {
+    for (const g of this.groups) {
+      g.m?.dispose();
+      g.v?.dispose();
+      g.m = undefined;
+      g.v = undefined;
+      g.steps.fill(0);
     }
-    this.slots.clear();
   }
 
   dispose(): void {
-    this.disposeSlots();
+    this.disposeMoments();
   }
 }
 
 /**
  * Official `clip_gradients`: each parameter's gradient is scaled down to
- * L2 norm `clip` when above it (coef = clip / (norm + 1e-6)). Returns the new
- * gradients (old ones disposed) and the pre-clip norms.
+ * L2 norm `clip` when above it (coef = clip / (norm + 1e-6)). Everything stays
+ * on the device: coefficients min(1, coef) multiply every gradient (×1 is
+ * exact), so nothing is read back. Returns the new gradients (old ones
+ * disposed) and the pre-clip norms [n] in the map's order.
  */
-export function clipPerParam(grads: Grads, clip: number): { grads: Grads; norms: Map<string, number> } {
-  const out: Grads = new Map();
-  const norms = new Map<string, number>();
+export function clipPerParam(grads: Grads, clip: number): { grads: Grads; norms: tf.Tensor1D } {
   const names = [...grads.keys()];
-  // One read for all norms instead of a sync per parameter.
-  const normT = tf.tidy(() => tf.stack(names.map((n) => tf.norm(grads.get(n) as tf.Tensor))));
-  const vals = normT.dataSync();
-  normT.dispose();
-  names.forEach((n, i) => {
-    const g = grads.get(n) as tf.Tensor;
-    const norm = vals[i];
-    norms.set(n, norm);
-    const coef = clip / (norm + 1e-6);
-    if (coef < 1) {
-      out.set(n, tf.mul(g, coef));
-      g.dispose();
-    } else out.set(n, g);
+  const gs = names.map((n) => grads.get(n) as tf.Tensor);
+  const norms = tf.tidy(() => tf.sqrt(sumSquares(gs)) as tf.Tensor1D);
+  const scaled = tf.tidy(() => {
+    const coef = tf.unstack(tf.minimum(tf.div(clip, tf.add(norms, 1e-6)), 1));
+    return gs.map((g, i) => tf.mul(g, coef[i]));
   });
-  return { grads: out, norms };
+  tf.dispose(gs);
+  return { grads: new Map(names.map((n, i) => [n, scaled[i]])), norms };
 }
 
-/** torch.nn.utils.clip_grad_norm_: scale all gradients together to a global L2 norm ≤ maxNorm. */
-export function clipGlobalNorm(grads: Grads, maxNorm: number): { grads: Grads; norm: number } {
+/**
+ * torch.nn.utils.clip_grad_norm_: scale all gradients together to a global L2
+ * norm ≤ maxNorm, on the device. `maxNorm` Infinity only measures. Returns the
+ * pre-clip global norm as a scalar tensor.
+ */
+export function clipGlobalNorm(grads: Grads, maxNorm: number): { grads: Grads; norm: tf.Scalar } {
   const names = [...grads.keys()];
-  const total = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads.get(n) as tf.Tensor))))));
-  const norm = total.dataSync()[0];
-  total.dispose();
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef >= 1) return { grads, norm };
-  const out: Grads = new Map();
-  for (const n of names) {
-    const g = grads.get(n) as tf.Tensor;
-    out.set(n, tf.mul(g, coef));
-    g.dispose();
-  }
-  return { grads: out, norm };
+  const gs = names.map((n) => grads.get(n) as tf.Tensor);
+  const norm = tf.tidy(() => tf.sqrt(tf.sum(sumSquares(gs))) as tf.Scalar);
+  if (maxNorm === Infinity) return { grads, norm };
+  const scaled = tf.tidy(() => {
+    const coef = tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1);
+    return gs.map((g) => tf.mul(g, coef));
+  });
+  tf.dispose(gs);
+  return { grads: new Map(names.map((n, i) => [n, scaled[i]])), norm };
 }
 
 /** Official `cancel_gradients_last_layer`: drop the prototypes' gradients while epoch < freezeEpochs. */

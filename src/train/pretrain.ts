@@ -12,10 +12,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, toTensor } from '../data/dataset';
-import { ibotBatch } from '../augment/batch';
-import { Crops, IBOTModel, StepStats } from './ibot';
+import { IBOTBatch, disposeIBOTBatch, ibotBatch } from '../augment/batch';
+import { IBOTModel, StepStats } from './ibot';
 import { PretrainConfig, withEpochs } from './presets';
 import { cosineSchedule, scaledLr } from './schedules';
 import { Rng } from '../util/rng';
@@ -122,9 +121,9 @@ export class Pretrainer {
       const s = this.step;
       let stats: StepStats;
       try {
-        stats = model.step(crops, { lr: sched.lr[s], wd: sched.wd[s], momentum: sched.momentum[s], epoch: s / this.itersPerEpoch }, this.rng.seed());
+        stats = await model.step(crops, { lr: sched.lr[s], wd: sched.wd[s], momentum: sched.momentum[s], epoch: s / this.itersPerEpoch }, this.rng.seed());
       } finally {
-        tf.dispose([...crops.global, ...crops.local, ...crops.masks]);
+        disposeIBOTBatch(crops);
       }
       if (!Number.isFinite(stats.loss)) {
         throw new Error(
@@ -159,15 +158,15 @@ export class Pretrainer {
         epochSteps = 0;
       }
       if (outDir && (this.step % every === 0 || this.step === this.totalSteps)) {
-        this.checkpoint();
+        await this.checkpoint();
         yield { type: 'checkpoint', step: this.step, dir: outDir };
       }
     }
     if (outDir && this.step !== this.totalSteps && this.step > sessionStart && this.step % every !== 0) {
-      this.checkpoint();
+      await this.checkpoint();
       yield { type: 'checkpoint', step: this.step, dir: outDir };
     }
-    if (outDir && this.step === this.totalSteps) exportTeacher(path.join(outDir, TEACHER_EXPORT), model);
+    if (outDir && this.step === this.totalSteps) await exportTeacher(path.join(outDir, TEACHER_EXPORT), model);
     yield { type: 'done', step: this.step, totalSteps: this.totalSteps, elapsedSec: this.elapsedSec, finished: this.step === this.totalSteps };
   }
 
@@ -181,8 +180,8 @@ export class Pretrainer {
     return last;
   }
 
-  /** Crops and masks for the images at `idx`. */
-  makeCrops(idx: ArrayLike<number>, epoch: number): Crops {
+  /** Crops and masks for the images at `idx` (dispose with `disposeIBOTBatch`). */
+  makeCrops(idx: ArrayLike<number>, epoch: number): IBOTBatch {
     const cfg = this.config;
     const images = toTensor(this.data, idx);
     try {
@@ -192,7 +191,7 @@ export class Pretrainer {
     }
   }
 
-  private checkpoint(): void {
+  private async checkpoint(): Promise<void> {
     const dir = this.opts.outDir as string;
     const state: Omit<CheckpointState<PretrainConfig>, 'version' | 'optimizerSteps'> = {
       config: this.config,
@@ -203,7 +202,7 @@ export class Pretrainer {
       elapsedSec: this.elapsedSec,
       extra: { dataset: this.data.name },
     };
-    saveCheckpoint(dir, this.model as IBOTModel, state);
+    await saveCheckpoint(dir, this.model as IBOTModel, state);
   }
 
   /** Time two full steps of a throwaway model and size the run to `minutes`. */
@@ -217,8 +216,8 @@ export class Pretrainer {
       for (let i = 0; i < 3; i++) {
         const t0 = performance.now();
         const crops = this.makeCrops(perm.subarray(i * this.config.batchSize, (i + 1) * this.config.batchSize), 0);
-        probe.step(crops, { lr: 0, wd: 0, momentum: 1, epoch: 0 }, i);
-        tf.dispose([...crops.global, ...crops.local, ...crops.masks]);
+        await probe.step(crops, { lr: 0, wd: 0, momentum: 1, epoch: 0 }, i);
+        disposeIBOTBatch(crops);
         times.push((performance.now() - t0) / 1000);
       }
       // The first step pays one-time costs; use the later ones (+5% for checkpoints and logging).

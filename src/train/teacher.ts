@@ -5,14 +5,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ParamSet } from '../model/params';
+import { FlatLayout } from './flat-params';
 
-/** EMA-update every teacher parameter that has a same-named student parameter. */
+/**
+ * EMA-update every teacher parameter that has a same-named student parameter,
+ * as one flat vector (a few ops for the whole model; see `flat-params.ts`).
+ */
 export function emaUpdate(teacher: ParamSet, student: ParamSet, momentum: number): void {
+  const pairs = teacher.params.flatMap((t) => {
+    const s = student.param(t.name);
+    return s ? [{ t: t.variable, s: s.variable }] : [];
+  });
+  if (pairs.length === 0) return;
+  const layout = FlatLayout.of(pairs.map((p) => p.t));
   tf.tidy(() => {
-    for (const t of teacher.params) {
-      const s = student.param(t.name);
-      if (!s) continue;
-      t.variable.assign(tf.add(tf.mul(t.variable, momentum), tf.mul(s.variable, 1 - momentum)));
-    }
+    const t = layout.flatten(pairs.map((p) => p.t));
+    const s = layout.flatten(pairs.map((p) => p.s));
+    const next = layout.unflatten(tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)) as tf.Tensor1D);
+    pairs.forEach((p, i) => p.t.assign(next[i]));
   });
 }

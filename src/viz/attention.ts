@@ -15,13 +15,17 @@ import { HostImage, ImagePanel, imageGridFigure } from './images';
  * returns with `attentionOf`. Each map has N entries (row-major patch grid)
  * and sums to 1 − (attention of [CLS] to itself).
  */
-export function clsAttentionMaps(attention: tf.Tensor4D, index: number): Float32Array[] {
+export async function clsAttentionMaps(attention: tf.Tensor4D, index: number): Promise<Float32Array[]> {
   const [B, H, N1, N1b] = attention.shape;
   if (N1 !== N1b) throw new Error(`clsAttentionMaps: expected square attention [B, heads, 1+N, 1+N], got [${attention.shape}]`);
   if (!(Number.isInteger(index) && index >= 0 && index < B)) throw new Error(`clsAttentionMaps: image ${index} is outside the batch of ${B}`);
   const rows = tf.tidy(() => tf.slice(attention, [index, 0, 0, 1], [1, H, 1, N1 - 1]));
-  const v = rows.dataSync() as Float32Array;
-  rows.dispose();
+  let v: Float32Array;
+  try {
+    v = (await rows.data()) as Float32Array;
+  } finally {
+    rows.dispose();
+  }
   const N = N1 - 1;
   return Array.from({ length: H }, (_, h) => v.slice(h * N, (h + 1) * N));
 }

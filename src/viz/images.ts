@@ -28,13 +28,13 @@ export interface DenormalizeOptions {
 }
 
 /** Images of a [B, H, W, C] tensor, undoing a (x − mean)/std normalisation and clamping to [0, 1]. */
-export function imagesFromTensor(x: tf.Tensor4D, opts: DenormalizeOptions = {}): HostImage[] {
+export async function imagesFromTensor(x: tf.Tensor4D, opts: DenormalizeOptions = {}): Promise<HostImage[]> {
   const [B, H, W, C] = x.shape;
   if (C !== 1 && C !== 3) throw new Error(`imagesFromTensor: expected 1 or 3 channels, got ${C}`);
   const mean = opts.mean ?? new Array<number>(C).fill(0);
   const std = opts.std ?? new Array<number>(C).fill(1);
   if (mean.length !== C || std.length !== C) throw new Error(`imagesFromTensor: mean/std need ${C} entries, got ${mean.length}/${std.length}`);
-  const v = x.dataSync();
+  const v = await x.data();
   const per = H * W * C;
   const out: HostImage[] = [];
   for (let b = 0; b < B; b++) {

@@ -22,12 +22,17 @@ export interface PatchAssignment {
 }
 
 /** Argmax and max over the prototypes of patch scores [B, N, K] (e.g. `IBOTHead.forwardTokens(...).patch`). */
-export function patchAssignments(patchScores: tf.Tensor3D): PatchAssignment {
+export async function patchAssignments(patchScores: tf.Tensor3D): Promise<PatchAssignment> {
   const [B, N] = patchScores.shape;
   const [idx, max] = tf.tidy(() => [tf.argMax(patchScores, -1), tf.max(patchScores, -1)]);
-  const prototype = Int32Array.from(idx.dataSync());
-  const score = Float32Array.from(max.dataSync());
-  tf.dispose([idx, max]);
+  let prototype: Int32Array;
+  let score: Float32Array;
+  try {
+    prototype = Int32Array.from(await idx.data());
+    score = Float32Array.from(await max.data());
+  } finally {
+    tf.dispose([idx, max]);
+  }
   return { numImages: B, numPatches: N, prototype, score };
 }
 
@@ -213,16 +218,21 @@ export interface StudentTeacher {
  * prototypes are compared on the masked patches. `images` must be normalised
  * as in training. Inputs are not disposed.
  */
-export function mimPredictions(model: StudentTeacher, images: tf.Tensor4D, masks: tf.Tensor2D): MimPredictions {
+export async function mimPredictions(model: StudentTeacher, images: tf.Tensor4D, masks: tf.Tensor2D): Promise<MimPredictions> {
   const [B, N] = masks.shape;
   const [t, s] = tf.tidy(() => [
     tf.argMax(model.teacher.head.forwardTokens(model.teacher.backbone.forward(images).tokens).patch, -1),
     tf.argMax(model.student.head.forwardTokens(model.student.backbone.forward(images, { masks }).tokens).patch, -1),
   ]);
-  const teacher = Int32Array.from(t.dataSync());
-  const student = Int32Array.from(s.dataSync());
-  const masked = Uint8Array.from(masks.dataSync(), (v) => (v > 0 ? 1 : 0));
-  tf.dispose([t, s]);
+  let teacher: Int32Array;
+  let student: Int32Array;
+  try {
+    teacher = Int32Array.from(await t.data());
+    student = Int32Array.from(await s.data());
+  } finally {
+    tf.dispose([t, s]);
+  }
+  const masked = Uint8Array.from(await masks.data(), (v) => (v > 0 ? 1 : 0));
   let hit = 0;
   let total = 0;
   for (let i = 0; i < B * N; i++) {

@@ -71,7 +71,7 @@ function topEigen(c: Float64Array, d: number): { value: number; vector: Float64A
  * Principal component analysis to 2-D: centre the rows, take the two leading
  * eigenvectors of the covariance (power iteration with deflation), project.
  */
-export function pca2d(features: FeatureRows): PcaResult {
+export async function pca2d(features: FeatureRows): Promise<PcaResult> {
   const x = asTensor(features);
   try {
     const [n, d] = x.shape;
@@ -80,8 +80,12 @@ export function pca2d(features: FeatureRows): PcaResult {
       const xc = tf.sub(x, tf.mean(x, 0, true));
       return tf.div(tf.matMul(xc, xc, true, false), n - 1);
     });
-    const c = Float64Array.from(cov.dataSync());
-    cov.dispose();
+    let c: Float64Array;
+    try {
+      c = Float64Array.from(await cov.data());
+    } finally {
+      cov.dispose();
+    }
     let trace = 0;
     for (let i = 0; i < d; i++) trace += c[i * d + i];
     const e1 = topEigen(c, d);
@@ -93,8 +97,12 @@ export function pca2d(features: FeatureRows): PcaResult {
       const w = tf.tensor2d([...comps[0], ...comps[1]], [2, d]);
       return tf.matMul(xc, w, false, true);
     });
-    const p = proj.dataSync();
-    proj.dispose();
+    let p: Float32Array;
+    try {
+      p = (await proj.data()) as Float32Array;
+    } finally {
+      proj.dispose();
+    }
     const xs = new Float32Array(n);
     const ys = new Float32Array(n);
     for (let i = 0; i < n; i++) {
@@ -124,8 +132,8 @@ export interface UmapOptions {
 }
 
 /** UMAP to 2-D with umap-js, reproducible for a given seed. */
-export function umap2d(features: FeatureRows, opts: UmapOptions = {}): Projection2D {
-  const rows = features instanceof tf.Tensor ? (features.arraySync() as number[][]) : features;
+export async function umap2d(features: FeatureRows, opts: UmapOptions = {}): Promise<Projection2D> {
+  const rows = features instanceof tf.Tensor ? ((await features.array()) as number[][]) : features;
   const n = rows.length;
   if (n < 3) throw new Error(`umap2d: need at least 3 rows, got ${n}`);
   const rng = new Rng(opts.seed ?? 0);

@@ -22,11 +22,6 @@ import { PretrainEvent, Pretrainer } from '../train/pretrain';
 import { IBOTModel } from '../train/ibot';
 import { CheckpointState, hasCheckpoint, loadCheckpoint, readCheckpointState } from '../io/checkpoint';
 import { NormalizeConfig, resolveNormalize } from '../augment/multicrop';
-import { VisionTransformer } from '../model/vit';
-import { IBOTHead } from '../model/head';
-import { FeatureOptions, cachedFeatures, extractFeatures, pixelFeatures } from '../eval/features';
-import type { FeatureSet } from '../eval/protocols';
-import * as tf from '@tensorflow/tfjs-core';
 
 export interface NotebookSettings {
   /** IBOTLAB_QUICK=1: shrink everything to a smoke run of a minute or two. */
@@ -179,66 +174,4 @@ export async function ensurePretrained(s: NotebookSettings, opts: EnsureOptions 
     trainer.dispose();
   }
   return loadPretrained(s.pretrainDir);
-}
-
-export interface BackboneFeatureOptions {
-  /** Name shown in result tables. */
-  name: string;
-  backbone: VisionTransformer;
-  /** The teacher head, for head-argmax clustering. */
-  head?: IBOTHead;
-  /** Pixel normalisation the backbone expects. */
-  normalize: NormalizeConfig | null;
-  /** Cache folder for extracted features (keyed by weights, data and options). */
-  cacheDir?: string;
-}
-
-/**
- * Frozen features of a backbone for every protocol (as `ibotlab eval` builds
- * them): the last [CLS] for k-NN, logistic regression, semi-supervised and
- * clustering; the [CLS] of the last min(4, depth) blocks for the linear probe.
- * Dispose with `disposeFeatureSet`.
- */
-export function backboneFeatureSet(o: BackboneFeatureOptions, train: ImageDataset, test: ImageDataset): FeatureSet {
-  const lastBlocks = Math.min(4, o.backbone.config.depth);
-  const opts: FeatureOptions = { lastBlocks, mean: o.normalize?.mean, std: o.normalize?.std };
-  const D = o.backbone.config.embedDim;
-  const get = (ds: ImageDataset): { all: tf.Tensor2D; cls: tf.Tensor2D } => {
-    const compute = (): tf.Tensor2D => extractFeatures(o.backbone, ds, opts);
-    const all = o.cacheDir ? cachedFeatures(o.cacheDir, { model: o.backbone, dataset: ds, opts, tag: `backbone:${o.name}` }, compute) : compute();
-    const cls = tf.tidy(() => tf.slice(all, [0, (lastBlocks - 1) * D], [-1, D]) as tf.Tensor2D);
-    return { all, cls };
-  };
-  const tr = get(train);
-  const te = get(test);
-  return {
-    name: o.name,
-    train: tr.cls,
-    test: te.cls,
-    linearTrain: tr.all,
-    linearTest: te.all,
-    trainLabels: train.labels,
-    testLabels: test.labels,
-    numClasses: train.numClasses,
-    classNames: train.classNames,
-    head: o.head,
-  };
-}
-
-/** Raw pixels (flattened, in [0, 1]) as features: the baseline every representation must beat. */
-export function pixelFeatureSet(train: ImageDataset, test: ImageDataset, name = 'pixels'): FeatureSet {
-  return {
-    name,
-    train: pixelFeatures(train),
-    test: pixelFeatures(test),
-    trainLabels: train.labels,
-    testLabels: test.labels,
-    numClasses: train.numClasses,
-    classNames: train.classNames,
-  };
-}
-
-/** Dispose every tensor a feature set owns (not the head). */
-export function disposeFeatureSet(f: FeatureSet): void {
-  tf.dispose([f.train, f.test, ...(f.linearTrain ? [f.linearTrain] : []), ...(f.linearTest ? [f.linearTest] : [])]);
 }
