@@ -21,8 +21,8 @@ import { NamedArray, TensorMap, readSafetensors, serializeSafetensors } from '..
 import { formatPretrainedReport, inferViTConfig, loadPretrainedViT, normalizationFor } from '../src/model/pretrained';
 import { VisionTransformer, VIT_DEFAULTS, ViTConfig } from '../src/model/vit';
 import { compare, flatten, shapeOf } from '../src/reference/compare';
-import { evalResizeShape, normalizeImages, readPhotoFolder, readPhotos } from '../src/data/photos';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../src/augment/multicrop';
+import { evalResizeShape, readPhotoFolder, readPhotos } from '../src/data/photos';
+import { IMAGENET_MEAN, IMAGENET_STD, normalizeImages } from '../src/augment/multicrop';
 import { KNOWN_WEIGHTS, WeightsSpec, cachedWeightsPath, defaultWeightsCacheDir, fetchWeights } from '../src/io/weights-fetch';
 
 const repo = path.resolve(__dirname, '..', '..');
@@ -451,7 +451,7 @@ describe('photos at a model input size', () => {
     const got = Array.from(await y.data());
     const want = [0, 0.5, 1, 1, 0.5, 0].map((v, i) => (v - IMAGENET_MEAN[i % 3]) / IMAGENET_STD[i % 3]);
     assert.ok(compare(got, want).passed);
-    assert.throws(() => normalizeImages(x, { mean: [0.5], std: [0.5] }), /mean\/std have 1\/1 values but the images have 3 channel/);
+    assert.throws(() => normalizeImages(x, { mean: [0.5], std: [0.5] }), /mean\/std have 1\/1 entries for 3 channel/);
     tf.dispose([x, y]);
     assert.equal(tf.memory().numTensors, before);
   });

@@ -3,7 +3,7 @@
  * DINO evaluate: resize the shorter side to size / cropFraction, then take the
  * centre size×size square (Resize(256) + CenterCrop(224) at 224 px, scaled to
  * other sizes). Pixels come back in [0, 1]; the mean/std that go with a
- * weights file are applied separately by `normalizeImages`, so the same
+ * weights file are applied separately (`normalizeImages`, src/augment), so the same
  * batch can be shown as a picture and fed to the model.
  *
  * Decoding reuses the image-folder reader's sharp (libvips), so the same
@@ -12,7 +12,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { NormalizeConfig } from '../augment/multicrop';
 import { DEFAULT_IMAGE_EXTENSIONS, listFilesRecursive, loadSharp } from './folder';
 
 export interface PhotoOptions {
@@ -125,15 +124,6 @@ export async function readPhotos(files: string[], opts: PhotoOptions): Promise<P
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
   return { images: tf.tensor4d(out, [files.length, S, S, channels]), files: [...files], names: files.map((f) => basename(f)), sizes };
-}
-
-/** (x − mean) / std per channel, for [0, 1] images in NHWC; a new tensor the caller disposes. */
-export function normalizeImages(images: tf.Tensor4D, norm: NormalizeConfig): tf.Tensor4D {
-  const C = images.shape[3];
-  if (norm.mean.length !== C || norm.std.length !== C) {
-    throw new Error(`normalizeImages: mean/std have ${norm.mean.length}/${norm.std.length} values but the images have ${C} channel(s)`);
-  }
-  return tf.tidy(() => tf.div(tf.sub(images, tf.tensor1d(norm.mean)), tf.tensor1d(norm.std)));
 }
 
 /** Python's round(): halves go to the even neighbour, so crops match torchvision's CenterCrop pixel for pixel. */
