@@ -36,9 +36,10 @@ export interface ImageFolderOptions {
 
 export const DEFAULT_IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 
-type SharpFactory = (input: string, options?: { failOn?: 'none' | 'truncated' | 'error' | 'warning' }) => Sharp;
+export type SharpFactory = (input: string, options?: { failOn?: 'none' | 'truncated' | 'error' | 'warning' }) => Sharp;
 
-async function loadSharp(): Promise<SharpFactory> {
+/** sharp, loaded on first use so the IDX / CIFAR readers work where it is missing. */
+export async function loadSharp(): Promise<SharpFactory> {
   try {
     const mod = await import('sharp');
     return mod.default as unknown as SharpFactory;
@@ -50,7 +51,8 @@ async function loadSharp(): Promise<SharpFactory> {
   }
 }
 
-function listFilesRecursive(dir: string, exts: Set<string>): string[] {
+/** Files under `dir` with one of `exts` (lower-case, with the dot), sorted by name per folder, hidden ones skipped. */
+export function listFilesRecursive(dir: string, exts: Set<string>): string[] {
   const out: string[] = [];
   const entries = readdirSync(dir, { withFileTypes: true })
     .filter((e) => !e.name.startsWith('.'))

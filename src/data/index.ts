@@ -4,3 +4,4 @@ export * from './idx';
 export * from './cifar';
 export * from './folder';
 export * from './registry';
+export * from './photos';
