@@ -6,7 +6,8 @@
  * times each kernel synchronously, so the totals exceed a normal step.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { IBOTModel, Crops } from '../src/train/ibot';
+import { Crops } from '../src/train/ibot';
+import { buildModel } from '../src/train/config';
 import { pretrainPreset } from '../src/train/presets';
 import { Rng } from '../src/util/rng';
 import { initBackend } from '../src/backend';
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   if (process.argv.includes('--stock')) setAutoRegisterKernels(false);
   else registerWasmKernels({ threads });
   const cfg = pretrainPreset('bench');
-  const model = new IBOTModel(cfg.model, 0);
+  const model = buildModel(cfg, 0);
   const B = 64;
   const rng = new Rng(1);
   const G = 2;

@@ -45,8 +45,9 @@ import * as path from 'node:path';
 import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
 import type { BackendName } from '../src/backend';
 import { registerWasmKernels, setAutoRegisterKernels, wasmKernelsRegistered, kernelsFor, WasmBackendLike } from '../src/kernels';
-import { IBOTModel, IBOTModelConfig } from '../src/train/ibot';
-import { pretrainPreset, PretrainConfig } from '../src/train/presets';
+import { IBOTModelConfig } from '../src/train/ibot';
+import { PretrainConfig, buildModel } from '../src/train/config';
+import { pretrainPreset } from '../src/train/presets';
 import { ibotBatch, disposeIBOTBatch } from '../src/augment';
 import { loadEmbeddedFashionMnist, toTensor, ImageDataset } from '../src/data';
 import { Rng } from '../src/util/rng';
@@ -110,7 +111,7 @@ export function vitForwardFlops(n: number, imgSize: number, c: IBOTModelConfig['
 }
 
 /** Analytical FLOPs of the head MLP and prototypes on m tokens. */
-export function headFlops(m: number, cfg: IBOTModelConfig): number {
+export function headFlops(m: number, cfg: Pick<IBOTModelConfig, 'vit' | 'head'>): number {
   const h = cfg.head;
   const D = cfg.vit.embedDim;
   const mlp = h.nlayers === 1 ? D * h.bottleneckDim : D * h.hiddenDim + (h.nlayers - 2) * h.hiddenDim ** 2 + h.hiddenDim * h.bottleneckDim;
@@ -181,7 +182,7 @@ async function runSteps(
   steps: number,
   syncPhases = false,
 ): Promise<{ timings: StepTiming[]; maxTensors: number; tensorDrift: number; losses: number[]; kernels: { augment: number; step: number } }> {
-  const model = new IBOTModel(cfg.model, cfg.seed);
+  const model = buildModel(cfg);
   const rng = new Rng(cfg.seed + 7);
   const timings: StepTiming[] = [];
   const losses: number[] = [];
@@ -231,7 +232,7 @@ async function runSteps(
 
 /** Images/s of teacher-backbone feature extraction ([CLS] of global-size images, batch B), forward only. */
 async function featureThroughput(cfg: PretrainConfig, B: number, ds: ImageDataset, reps = 5): Promise<number> {
-  const model = new IBOTModel(cfg.model, cfg.seed);
+  const model = buildModel(cfg);
   const rng = new Rng(3);
   const x = realBatch(ds, B, rng, cfg.crops.globalSize, cfg.model.vit.inChans);
   try {

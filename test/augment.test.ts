@@ -18,14 +18,14 @@ import {
   multiCrop,
   multiCropConfig,
   multiCropPreset,
-  normalizeImages,
   resizedCrops,
   rgbToGrayscale,
   sampleCropBox,
   sampleViewPlan,
   solarize,
   viewConfigs,
-} from '../src/augment/multicrop';
+} from '../src/augment';
+import { normalizeImages } from '../src/data/normalize';
 import { maskingConfig } from '../src/augment/masking';
 import { batchViews, disposeIBOTBatch, ibotBatch } from '../src/augment/batch';
 

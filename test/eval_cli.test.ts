@@ -4,11 +4,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import { evalReport, parseProtocols, runEval } from '../src/cli/eval';
-import { IBOTModel } from '../src/train/ibot';
 import { pretrainPreset } from '../src/train/presets';
-import { saveCheckpoint } from '../src/io/checkpoint';
+import { saveCheckpoint } from '../src/train/checkpoint';
+import { buildModel } from '../src/train/config';
 import { loadTable, tableRows } from '../src/eval/results';
 
 before(async () => {
@@ -57,7 +57,7 @@ test('a checkpoint and its architecture at random init: features cached in the r
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-eval-ckpt-'));
   const run = path.join(dir, 'run');
   const cfg = pretrainPreset('fashion-mnist', { epochs: 1 });
-  const model = new IBOTModel(cfg.model, 5);
+  const model = buildModel(cfg, 5);
   await saveCheckpoint(run, model, { config: cfg, step: 0, totalSteps: 1, itersPerEpoch: 1, rng: [1, 2, 3, 4], elapsedSec: 0 });
   model.dispose();
   const n0 = tf.memory().numTensors;

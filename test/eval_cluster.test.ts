@@ -1,7 +1,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import { Rng } from '../src/util/rng';
 import { IBOTHead } from '../src/model/head';
 import { evaluateClusters, headAssignments, headClustering, kmeansClustering } from '../src/eval/cluster';

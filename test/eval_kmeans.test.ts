@@ -2,6 +2,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../src/util/rng';
+import { blobCentres, blobs } from './helpers';
 import { kmeans } from '../src/eval/kmeans';
 import { hungarianAccuracy } from '../src/eval/metrics';
 
@@ -10,20 +11,6 @@ before(async () => {
   await tf.setBackend('wasm');
   await tf.ready();
 });
-
-/** Gaussian blobs with centres far apart compared with their spread. */
-function blobs(rng: Rng, k: number, perBlob: number, dim: number, spread: number, sep: number) {
-  const centres = Array.from({ length: k }, () => Array.from({ length: dim }, () => rng.uniform(-sep, sep)));
-  const rows: number[][] = [];
-  const labels: number[] = [];
-  for (let i = 0; i < k * perBlob; i++) {
-    // Interleave blobs so that cluster ids cannot simply follow row order.
-    const c = i % k;
-    rows.push(centres[c].map((x) => x + spread * rng.normal()));
-    labels.push(c);
-  }
-  return { rows, labels };
-}
 
 /** Σ over groups of squared distances to the group mean, in float64: the optimal inertia for that partition. */
 function withinSS(rows: number[][], labels: number[]): number {
@@ -39,7 +26,7 @@ function withinSS(rows: number[][], labels: number[]): number {
 
 test('recovers well-separated blobs exactly (ACC = 1) with the optimal inertia', async () => {
   const rng = new Rng(1);
-  const { rows, labels } = blobs(rng, 5, 60, 16, 0.3, 10);
+  const { rows, labels } = blobs(rng, blobCentres(rng, 5, 16, 'uniform', 10), 60, 0.3);
   const x = tf.tensor2d(rows);
   const start = tf.memory().numTensors;
   const res = await kmeans(x, { k: 5, seed: 42 });
@@ -74,7 +61,7 @@ test('hand-derived 1-D case and k = 1', async () => {
 
 test('same seed or same Rng state reproduces the result; k-means++ and random init both work', async () => {
   const rng = new Rng(9);
-  const { rows } = blobs(rng, 4, 30, 8, 2.5, 4); // overlapping, so runs can differ
+  const { rows } = blobs(rng, blobCentres(rng, 4, 8, 'uniform', 4), 30, 2.5); // overlapping, so runs can differ
   const a = await kmeans(rows, { k: 4, seed: 123, nInit: 2 });
   const b = await kmeans(rows, { k: 4, seed: 123, nInit: 2 });
   assert.deepEqual(a.assignments, b.assignments);

@@ -1,35 +1,27 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { blobCentres, blobs, setup } from './helpers';
 import { Rng } from '../src/util/rng';
-import { LinearClassifier, accuracy, fitLogisticRegression, linearProbe, logisticRegression, predictLinear, trainLinearClassifiers } from '../src/eval/linear';
+import { LinearClassifier, accuracy, predictLinear } from '../src/eval/classifier';
+import { linearProbe, trainLinearClassifiers } from '../src/eval/linear';
+import { fitLogisticRegression, logisticRegression } from '../src/eval/logistic';
 
 before(async () => {
   await setup();
 });
 
-function centresOf(rng: Rng, k: number, dim: number, sep: number): number[][] {
-  return Array.from({ length: k }, () => Array.from({ length: dim }, () => sep * rng.normal()));
-}
-
-/** Gaussian blobs around random centres `sep` apart (roughly), interleaved by class. */
-function blobs(rng: Rng, k: number, perClass: number, dim: number, noise: number, sep = 4, centres = centresOf(rng, k, dim, sep)) {
-  const rows: number[][] = [];
-  const labels: number[] = [];
-  for (let i = 0; i < k * perClass; i++) {
-    const c = i % k;
-    rows.push(centres[c].map((x) => x + noise * rng.normal()));
-    labels.push(c);
-  }
-  return { x: tf.tensor2d(rows), labels: Int32Array.from(labels), rows };
+/** Blobs as feature tensors with Int32 labels. */
+function data(rng: Rng, centres: number[][], perClass: number, noise: number) {
+  const b = blobs(rng, centres, perClass, noise);
+  return { x: tf.tensor2d(b.rows), labels: Int32Array.from(b.labels), rows: b.rows };
 }
 
 test('linear probe separates well-separated classes perfectly, and the sweep picks the best validation setting', async () => {
   const rng = new Rng(1);
-  const centres = centresOf(rng, 4, 16, 4);
-  const tr = blobs(rng, 4, 60, 16, 0.5, 4, centres);
-  const te = blobs(rng, 4, 20, 16, 0.5, 4, centres);
+  const centres = blobCentres(rng, 4, 16, 'normal', 4);
+  const tr = data(rng, centres, 60, 0.5);
+  const te = data(rng, centres, 20, 0.5);
   const n0 = tf.memory().numTensors;
   const r = await linearProbe(tr.x, tr.labels, te.x, te.labels, { lrs: [1e-5, 0.1], weightDecays: [0, 1e-3], epochs: 10, batchSize: 32 });
   assert.equal(tf.memory().numTensors, n0, 'no tensors leak');
@@ -47,7 +39,7 @@ test('linear probe separates well-separated classes perfectly, and the sweep pic
 
 test('sweep settings trained together agree with the same settings trained alone', async () => {
   const rng = new Rng(2);
-  const d = blobs(rng, 3, 30, 8, 1.5, 1);
+  const d = data(rng, blobCentres(rng, 3, 8, 'normal', 1), 30, 1.5);
   const settings = [
     { lr: 0.05, weightDecay: 0 },
     { lr: 0.2, weightDecay: 0.01 },
@@ -107,7 +99,7 @@ test('logistic regression matches scikit-learn 1.2 LogisticRegression(C=5) coeff
 
 test('logistic regression: the float64 gradient is ~0 at the returned optimum and separable data is fit perfectly', async () => {
   const rng = new Rng(3);
-  const d = blobs(rng, 3, 40, 5, 0.7, 2);
+  const d = data(rng, blobCentres(rng, 3, 5, 'normal', 2), 40, 0.7);
   const C = 0.5;
   const m = await fitLogisticRegression(d.x, d.labels, { C, tol: 1e-6 });
   assert.equal(accuracy(await predictLinear(m, d.x), d.labels), 100);
@@ -134,9 +126,9 @@ test('logistic regression: the float64 gradient is ~0 at the returned optimum an
 
 test('logisticRegression selects C on held-out train data, never on test, and leaks no tensors', async () => {
   const rng = new Rng(4);
-  const centres = centresOf(rng, 3, 6, 1);
-  const tr = blobs(rng, 3, 30, 6, 2.5, 1, centres);
-  const te = blobs(rng, 3, 10, 6, 2.5, 1, centres);
+  const centres = blobCentres(rng, 3, 6, 'normal', 1);
+  const tr = data(rng, centres, 30, 2.5);
+  const te = data(rng, centres, 10, 2.5);
   const n0 = tf.memory().numTensors;
   const r = await logisticRegression(tr.x, tr.labels, te.x, te.labels, { Cs: [1e-4, 1, 100], preprocess: 'standardize', seed: 0 });
   assert.equal(tf.memory().numTensors, n0);

@@ -8,10 +8,11 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import { loadEmbeddedFashionMnist } from '../src/data/registry';
 import { pixelFeatures } from '../src/eval/features';
-import { accuracy, fitLogisticRegression, predictLinear } from '../src/eval/linear';
+import { accuracy, predictLinear } from '../src/eval/classifier';
+import { fitLogisticRegression } from '../src/eval/logistic';
 import { knnClassifyMulti } from '../src/eval/knn';
 
 before(async () => {

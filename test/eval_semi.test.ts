@@ -1,7 +1,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import { Rng } from '../src/util/rng';
 import { ImageDataset, classCounts } from '../src/data/dataset';
 import { VisionTransformer, vitConfig } from '../src/model/vit';

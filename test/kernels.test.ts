@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import {
   fusedAttention,
   fusedAttentionGrad,

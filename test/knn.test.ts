@@ -1,10 +1,12 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../src/util/rng';
 import { knnClassify, knnClassifyMulti } from '../src/eval/knn';
-import { checkKnnFixture } from '../src/eval/reference';
+import { checkKnnFixture } from '../src/reference/eval-checks';
+import { REFERENCE_DIR, blobCentres, blobs } from './helpers';
 
 before(async () => {
   require('@tensorflow/tfjs-backend-wasm');
@@ -12,28 +14,9 @@ before(async () => {
   await tf.ready();
 });
 
-const FIXTURE = '/work/shared/reference/knn.json';
+const FIXTURE = path.join(REFERENCE_DIR, 'knn.json');
 
-/** n points per class around random unit-vector class centres, with small Gaussian noise. */
-function blobs(rng: Rng, numClasses: number, perClass: number, dim: number, noise: number, centres?: number[][]) {
-  const cs =
-    centres ??
-    Array.from({ length: numClasses }, () => {
-      const v = Array.from({ length: dim }, () => rng.normal());
-      const norm = Math.hypot(...v);
-      return v.map((x) => x / norm);
-    });
-  const rows: number[][] = [];
-  const labels: number[] = [];
-  for (let i = 0; i < perClass * numClasses; i++) {
-    const c = i % numClasses;
-    rows.push(cs[c].map((x) => x + noise * rng.normal()));
-    labels.push(c);
-  }
-  return { rows, labels, centres: cs };
-}
-
-test('knn.json fixture: every case passes (predictions and vote sums)', { skip: !fs.existsSync(FIXTURE) && 'fixture not present' }, async () => {
+test('knn.json fixture: every case passes (predictions and vote sums)', async () => {
   const before = tf.memory().numTensors;
   const results = await checkKnnFixture(JSON.parse(fs.readFileSync(FIXTURE, 'utf8')));
   assert.ok(results.length > 0);
@@ -67,8 +50,8 @@ test('hand-derived votes: each neighbour adds exp(cos/T) to its class', async ()
 
 test('separable clusters: 100% top-1; chunked equals unchunked; multi-k equals single-k; no leaks', async () => {
   const rng = new Rng(7);
-  const tr = blobs(rng, 6, 40, 24, 0.05);
-  const te = blobs(rng, 6, 10, 24, 0.05, tr.centres);
+  const tr = blobs(rng, blobCentres(rng, 6, 24, 'unit'), 40, 0.05);
+  const te = blobs(rng, tr.centres, 10, 0.05);
   const train = tf.tensor2d(tr.rows);
   const test = tf.tensor2d(te.rows);
   const start = tf.memory().numTensors;

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { fdDirectional, setup } from './setup';
+import { fdDirectional, setup } from './helpers';
 import { gelu, l2Normalize, layerNorm, linear } from '../src/model/layers';
 import { attention } from '../src/model/attention';
 import { bicubicMatrix1d } from '../src/model/vit';

@@ -15,14 +15,15 @@ import {
   pairConfusionMatrix,
   purity,
 } from '../src/eval/metrics';
-import { checkClusterMetricsFixture } from '../src/eval/reference';
+import { checkClusterMetricsFixture } from '../src/reference/eval-checks';
+import { REFERENCE_DIR } from './helpers';
 
 const close = (a: number, b: number, tol = 1e-12, msg?: string): void =>
   assert.ok(Math.abs(a - b) <= tol, `${msg ?? ''} got ${a}, expected ${b}`);
 
-const FIXTURE = '/work/shared/reference/cluster_metrics.json';
+const FIXTURE = `${REFERENCE_DIR}/cluster_metrics.json`;
 
-test('cluster_metrics.json fixture: every case passes', { skip: !fs.existsSync(FIXTURE) && 'fixture not present' }, async () => {
+test('cluster_metrics.json fixture: every case passes', async () => {
   const results = checkClusterMetricsFixture(JSON.parse(fs.readFileSync(FIXTURE, 'utf8')));
   assert.ok(results.length > 0);
   for (const r of results) assert.ok(r.passed, `${r.name}: ${r.detail ?? ''} (abs ${r.maxAbsErr})`);

@@ -1,7 +1,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import { AdamW, clipGlobalNorm, clipPerParam, freezeLastLayer } from '../src/train/optim';
 import { emaUpdate } from '../src/train/teacher';
 import { Param, ParamSet, usesWeightDecay } from '../src/model/params';

@@ -4,13 +4,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import { loadEmbeddedFashionMnist } from '../src/data/registry';
 import { subset } from '../src/data/dataset';
-import { pretrainPreset, PretrainConfig } from '../src/train/presets';
+import { PRESET_NAMES, pretrainPreset } from '../src/train/presets';
+import { PretrainConfig, epochsOf, modelConfig, upgradeConfig } from '../src/train/config';
+import { maskingConfig } from '../src/augment/masking';
 import { Pretrainer } from '../src/train/pretrain';
 import { readSafetensors } from '../src/io/safetensors';
-import { CHECKPOINT_TENSORS, TEACHER_EXPORT, readCheckpointState } from '../src/io/checkpoint';
+import { CHECKPOINT_TENSORS, TEACHER_EXPORT, readCheckpointState } from '../src/train/checkpoint';
 import { VisionTransformer } from '../src/model/vit';
 
 before(setup);
@@ -27,24 +29,50 @@ async function drain(t: Pretrainer): Promise<void> {
 
 describe('presets', () => {
   it('every preset tiles its crops with its patches and its head fits its loss', async () => {
-    for (const name of ['fashion-mnist', 'bench', 'tiny', 'cifar10', 'vit-s16']) {
+    for (const name of PRESET_NAMES) {
       const c = pretrainPreset(name);
       const p = c.model.vit.patchSize;
       assert.equal(c.crops.globalSize % p, 0, `${name}: global crop ${c.crops.globalSize} vs patch ${p}`);
       assert.equal(c.crops.localSize % p, 0, `${name}: local crop ${c.crops.localSize} vs patch ${p}`);
       assert.equal(c.crops.globalSize, c.model.vit.imgSize, `${name}: global crops are the evaluation size`);
-      assert.equal(c.model.loss.localCrops, c.crops.localCrops, name);
-      assert.equal(c.model.loss.epochs, c.epochs, name);
+      // The loss takes its crop counts, horizon and MIM start from the run, not from a copy.
+      const m = modelConfig(c);
+      assert.deepEqual([m.loss.globalCrops, m.loss.localCrops, m.loss.epochs, m.loss.mimStartEpoch], [c.crops.globalCrops, c.crops.localCrops, c.epochs, c.masking.predStartEpoch], name);
       assert.ok(c.model.head.outDim > 1 && c.batchSize >= 1, name);
     }
+  });
+
+  it('changing epochs or crops changes the model config: nothing to re-sync', async () => {
+    const c = pretrainPreset('fashion-mnist', { epochs: 7 });
+    const m = modelConfig({ ...c, epochs: 3, crops: { ...c.crops, localCrops: 5 }, masking: maskingConfig({ predStartEpoch: 2 }) });
+    assert.deepEqual([m.loss.epochs, m.loss.localCrops, m.loss.mimStartEpoch], [3, 5, 2]);
   });
 
   it('the default Fashion-MNIST recipe scales its warm-ups with the run length', async () => {
     const short = pretrainPreset('fashion-mnist', { epochs: 5 });
     const long = pretrainPreset('fashion-mnist', { epochs: 50 });
-    assert.ok(Math.abs(short.warmupEpochs - 0.5) < 1e-9 && Math.abs(long.warmupEpochs - 5) < 1e-9);
-    assert.ok(Math.abs(long.model.freezeLastLayerEpochs - 1.5) < 1e-9);
-    assert.equal(long.model.loss.warmupTeacherTempEpochs, 5);
+    assert.ok(Math.abs(epochsOf(short.warmupEpochs, short.epochs) - 0.5) < 1e-9 && Math.abs(epochsOf(long.warmupEpochs, long.epochs) - 5) < 1e-9);
+    assert.ok(Math.abs(modelConfig(long).freezeLastLayerEpochs - 1.5) < 1e-9);
+    // Temperatures change per whole epoch: a share of the run is rounded.
+    assert.equal(modelConfig(long).loss.warmupTeacherTempEpochs, 5);
+    assert.equal(modelConfig(pretrainPreset('fashion-mnist', { epochs: 14 })).loss.warmupTeacherTempEpochs, 1);
+    assert.equal(epochsOf(3, 100), 3);
+    assert.throws(() => epochsOf('ten' as `${number}%`, 10), /not an epoch span.*'10%'/);
+  });
+
+  it('configs stored by earlier versions (relative warm-ups, loss copies of crops and epochs) read into today\'s shape', async () => {
+    const now = pretrainPreset('fashion-mnist', { epochs: 20 });
+    const { warmupEpochs: _w, ...rest } = now;
+    void _w;
+    const old = {
+      ...rest,
+      warmupEpochs: 2,
+      relative: { warmup: 0.1, teacherTempWarmup: 0.1, freezeLastLayer: 0.03 },
+      model: { ...now.model, freezeLastLayerEpochs: 0.6, loss: { ...now.model.loss, warmupTeacherTempEpochs: 2, epochs: 20, globalCrops: 2, localCrops: 2 } },
+    } as unknown as PretrainConfig;
+    const up = upgradeConfig(old);
+    assert.deepEqual(up, now);
+    assert.deepEqual(modelConfig(up), modelConfig(now));
   });
 });
 

@@ -15,18 +15,18 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
-import { setup } from './setup';
+import { REFERENCE_DIR, setup } from './helpers';
 import * as tf from '@tensorflow/tfjs-core';
 import { NamedArray, TensorMap, readSafetensors, serializeSafetensors } from '../src/io/safetensors';
 import { formatPretrainedReport, inferViTConfig, loadPretrainedViT, normalizationFor } from '../src/model/pretrained';
 import { VisionTransformer, VIT_DEFAULTS, ViTConfig } from '../src/model/vit';
 import { compare, flatten, shapeOf } from '../src/reference/compare';
 import { evalResizeShape, readPhotoFolder, readPhotos } from '../src/data/photos';
-import { IMAGENET_MEAN, IMAGENET_STD, normalizeImages } from '../src/augment/multicrop';
+import { IMAGENET_MEAN, IMAGENET_STD, normalizeImages } from '../src/data/normalize';
 import { KNOWN_WEIGHTS, WeightsSpec, cachedWeightsPath, defaultWeightsCacheDir, fetchWeights } from '../src/io/weights-fetch';
 
 const repo = path.resolve(__dirname, '..', '..');
-const refDir = path.resolve(repo, '..', 'shared', 'reference');
+const refDir = REFERENCE_DIR;
 const haveRef = fs.existsSync(path.join(refDir, 'vit_forward.json')) && fs.existsSync(path.join(refDir, 'vit.safetensors'));
 const photosDir = path.join(repo, 'datasets', 'photos');
 

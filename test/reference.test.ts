@@ -4,25 +4,27 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { REFERENCE_DIR, SHARED_REFERENCE_DIR } from './helpers';
 
 // Compiled tests live in dist/test; the CLI in dist/src/cli.
 const repo = path.resolve(__dirname, '..', '..');
 const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
-const refDir = path.resolve(repo, '..', 'shared', 'reference');
-const haveRef = fs.existsSync(refDir);
+const refDir = REFERENCE_DIR;
 
 function run(args: string[]) {
   return spawnSync(process.execPath, [cli, ...args], { cwd: repo, encoding: 'utf8', timeout: 300_000 });
 }
 
-describe('ibotlab verify-reference', { skip: !haveRef && !process.env.CI ? `no fixtures at ${refDir}` : false }, () => {
-  it('passes every fixture of ../shared/reference (independent PyTorch / scikit-learn numbers)', async () => {
-    const r = run(['verify-reference', refDir]);
-    const n = fs.readdirSync(refDir).filter((f) => f.endsWith('.json')).length;
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`reference: ${n}/${n} passed`));
-    assert.doesNotMatch(r.stdout, /FAIL/);
-  });
+describe('ibotlab verify-reference', () => {
+  for (const dir of [refDir, ...(fs.existsSync(SHARED_REFERENCE_DIR) ? [SHARED_REFERENCE_DIR] : [])]) {
+    it(`passes every fixture of ${path.relative(repo, dir)} (independent PyTorch / scikit-learn numbers)`, async () => {
+      const r = run(['verify-reference', dir]);
+      const n = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length;
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, new RegExp(`reference: ${n}/${n} passed`));
+      assert.doesNotMatch(r.stdout, /FAIL/);
+    });
+  }
 
   it('fails, naming the case, when a fixture number is off', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-ref-'));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { setup } from './setup';
+import { setup } from './helpers';
 import { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../src/io/safetensors';
 import { VisionTransformer, vitConfig } from '../src/model/vit';
 

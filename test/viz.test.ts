@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import * as viz from '../src/viz';
 import type { PretrainEvent } from '../src/train/pretrain';
 import type { StepStats } from '../src/train/ibot';
@@ -465,64 +465,3 @@ describe('notebook display helpers', () => {
   });
 });
 
-describe('notebook settings and the shared checkpoint', () => {
-  it('reads IBOTLAB_QUICK, IBOTLAB_RUNS and IBOTLAB_CHECKPOINT', async () => {
-    const q = viz.notebookSettings({ IBOTLAB_QUICK: '1', IBOTLAB_RUNS: '/tmp/r' });
-    assert.equal(q.quick, true);
-    assert.equal(q.pretrainDir, path.join('/tmp/r', 'notebook-fashion-mnist-quick'));
-    const f = viz.notebookSettings({ IBOTLAB_QUICK: '0' });
-    assert.equal(f.quick, false);
-    assert.equal(path.basename(f.pretrainDir), 'notebook-fashion-mnist');
-    assert.equal(viz.notebookSettings({ IBOTLAB_CHECKPOINT: '/x/run' }).pretrainDir, '/x/run');
-  });
-
-  it('the quick recipe is consistent: whole epochs, matching crop counts in the loss', async () => {
-    const c = viz.notebookPretrainConfig(true);
-    assert.equal(c.model.vit.depth, 2);
-    assert.equal(c.model.vit.embedDim, 64);
-    assert.equal(c.model.loss.localCrops, c.crops.localCrops);
-    const s = viz.notebookSettings({ IBOTLAB_QUICK: '1' });
-    assert.equal(s.quickSteps % Math.floor(s.quickPretrainImages / c.batchSize), 0);
-  });
-
-  it('ensurePretrained trains when no checkpoint exists, then loads it', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-nb-'));
-    const base = viz.notebookSettings({ IBOTLAB_QUICK: '1', IBOTLAB_RUNS: dir });
-    const s = { ...base, quickSteps: 2, quickPretrainImages: 64, trainImages: 64 };
-    const lines: string[] = [];
-    const a = await viz.ensurePretrained(s, { log: (l) => lines.push(l) });
-    assert.ok(lines[0].startsWith('no checkpoint'));
-    assert.equal(a.state.step, 2);
-    assert.ok(a.normalize && a.normalize.mean.length === 1);
-    const b = await viz.ensurePretrained(s, { log: (l) => lines.push(l) });
-    assert.ok(lines[lines.length - 1].startsWith('using the checkpoint'));
-    // Same weights both times.
-    const w = (m: IBOTModel): number[] => Array.from(m.teacher.backbone.params.params[0].variable.dataSync());
-    assert.deepEqual(w(a.model), w(b.model));
-    a.model.dispose();
-    b.model.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('feature sets: pixel features are the scaled pixels; backbone sets slice the last [CLS]', async () => {
-    const { train, test } = loadEmbeddedFashionMnist();
-    const tr = { ...train, n: 20, images: train.images.subarray(0, 20 * 784), labels: train.labels.subarray(0, 20) };
-    const te = { ...test, n: 10, images: test.images.subarray(0, 10 * 784), labels: test.labels.subarray(0, 10) };
-    const before = tf.memory().numTensors;
-    const px = await pixelFeatureSet(tr, te);
-    assert.deepEqual(px.train.shape, [20, 784]);
-    close(px.train.dataSync()[300], tr.images[300] / 255, 1e-6);
-    disposeFeatureSet(px);
-    const vit = new VisionTransformer(vitConfig('vit-tiny-28', { embedDim: 16, depth: 2, numHeads: 2 }), 0);
-    const fsb = await backboneFeatureSet({ name: 'v', backbone: vit, normalize: null }, tr, te);
-    assert.deepEqual(fsb.linearTrain?.shape, [20, 32]);
-    assert.deepEqual(fsb.train.shape, [20, 16]);
-    // The k-NN feature is the last block's half of the linear-probe feature.
-    const lt = fsb.linearTrain?.arraySync() as number[][];
-    const t = fsb.train.arraySync();
-    close(t[3][5], lt[3][16 + 5], 1e-6);
-    disposeFeatureSet(fsb);
-    vit.dispose();
-    assert.equal(tf.memory().numTensors, before);
-  });
-});

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './setup';
+import { setup } from './helpers';
 import * as viz from '../src/viz';
 import { packageRoot, loadEmbeddedFashionMnist } from '../src/data/registry';
 import { VisionTransformer, vitConfig } from '../src/model/vit';
 import { IBOTHead } from '../src/model/head';
 import { Rng } from '../src/util/rng';
 import { toTensor } from '../src/data/dataset';
-import { multiCrop, multiCropPreset } from '../src/augment/multicrop';
+import { multiCrop, multiCropPreset } from '../src/augment';
 import { blockMaskWithBlocks } from '../src/augment/masking';
 
 before(setup);

@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../util/rng';
 import { MaskingConfig, masksToTensor, patchGrid, sampleBatchMasks } from './masking';
-import { MultiCropConfig, MultiCropViews, multiCropStacked, unstackViews } from './multicrop';
+import { MultiCropConfig } from './crop-config';
+import { MultiCropViews, multiCropStacked, unstackViews } from './multicrop';
 
 export interface IBOTBatchOptions {
   multiCrop: MultiCropConfig;

@@ -29,6 +29,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../util/rng';
+import { roundHalfEven } from '../util/round';
 
 export type PredShape = 'block' | 'rand';
 
@@ -156,15 +157,6 @@ export interface BlockMaskOptions {
   minBlockPatches?: number;
   /** Default 10. */
   maxAttempts?: number;
-}
-
-/** Python's round(): halves go to the even neighbour (BEiT/iBOT use it for block sides). */
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
 }
 
 /** Official minimum block area for an H x W grid. */

@@ -1,42 +1,72 @@
 /**
- * `ibotlab eval`: the paper's evaluation protocols on a checkpoint's teacher,
- * on the same architecture at random initialisation, or on raw pixels.
+ * `ibotlab eval`: the paper's evaluation protocols on a run's teacher, on a
+ * pretrained ViT from a `.safetensors` file, on the same architecture at
+ * random initialisation, or on raw pixels.
  *
  *   ibotlab eval --checkpoint runs/<name> [--protocol knn|linear|logistic|semi|cluster|all] [--json]
+ *   ibotlab eval --weights vit_small_patch16_224.dino.safetensors [--heads 6] --protocol knn
  *   ibotlab eval --features pixels|random [--preset P] …
  *
  * Features are extracted once per (model weights, dataset, options) and
  * cached: under `<checkpoint>/features/` for a checkpoint, `.cache/features/`
- * for pixels and random init.
+ * otherwise.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, labelSubset, subset } from '../data/dataset';
-import { IBOTModel } from '../train/ibot';
-import { PretrainConfig, pretrainPreset } from '../train/presets';
-import { hasCheckpoint, loadCheckpoint, readCheckpointState } from '../io/checkpoint';
-import { resolveNormalize } from '../augment/multicrop';
+import { loadSplits } from '../data/registry';
+import { NormalizeConfig, resolveNormalize } from '../data/normalize';
+import { VisionTransformer } from '../model/vit';
+import { IBOTHead } from '../model/head';
+import { formatPretrainedReport, loadPretrainedViT } from '../model/pretrained';
+import { PretrainConfig, buildModel } from '../train/config';
+import { pretrainPreset } from '../train/presets';
+import { hasCheckpoint, loadRun, readCheckpointState } from '../train/checkpoint';
 import { FeatureSet, backboneFeatureSet, disposeFeatureSet, pixelFeatureSet } from '../eval/features';
 import { ALL_PROTOCOLS, EvalReport, ProtocolName, evaluateFeatures } from '../eval/protocols';
 import { SemiResult, semiFineTune } from '../eval/semi';
 import { ClusterResult } from '../eval/cluster';
 import { LinearProbeResult } from '../eval/linear';
 import { confusionTable, formatTable, reportJson, resultsTable, saveTable, sweepTable } from '../eval/results';
-import { loadSplits } from './pretrain';
+import { CommandSpec, OptionValues, flag, num, str } from './args';
 
-export type FeatureSource = 'checkpoint' | 'pixels' | 'random';
+export type FeatureSource = 'checkpoint' | 'weights' | 'pixels' | 'random';
+
+export const EVAL_COMMAND: CommandSpec = {
+  name: 'eval',
+  summary: 'evaluation protocols of the paper on frozen features (a run\'s teacher, pretrained weights, random init or pixels)',
+  options: [
+    { name: 'checkpoint', type: 'string', value: 'DIR', help: "run folder written by pretrain (e.g. runs/fashion-mnist)" },
+    { name: 'weights', type: 'string', value: 'FILE', help: 'a ViT backbone in .safetensors with timm/DINO/iBOT names (see `ibotlab weights`)' },
+    { name: 'heads', type: 'integer', value: 'N', help: "with --weights: attention heads (default: the file's metadata, else width/64)" },
+    { name: 'protocol', type: 'string', value: 'P', help: 'knn, linear, logistic, semi, cluster or all (default; a comma list works too)' },
+    { name: 'features', type: 'string', value: 'F', help: 'pixels (no model), random (the architecture at random init); default: the checkpoint or weights' },
+    { name: 'dataset', type: 'string', value: 'NAME', help: "data to evaluate on (default: the checkpoint's, else the preset's)" },
+    { name: 'data-path', type: 'string', value: 'DIR', help: "where the dataset's files are" },
+    { name: 'preset', type: 'string', value: 'NAME', help: 'architecture and normalisation for --features random/pixels without a checkpoint (default fashion-mnist)' },
+    { name: 'per-class', type: 'integer', value: 'N', help: 'evaluate on N train and ceil(N/4) test images per class (quick checks)' },
+    { name: 'seed', type: 'integer', value: 'N', help: 'seed of every split, initialisation and k-means' },
+    { name: 'finetune', type: 'boolean', help: 'with semi: also fine-tune end to end on the 10% split (slow)' },
+    { name: 'out', type: 'string', value: 'FILE', help: 'save the full results table (.csv or .json)' },
+    { name: 'json', type: 'boolean', help: 'print one JSON object with every metric instead of tables' },
+  ],
+};
 
 export interface EvalArgs {
   /** Run folder written by `ibotlab pretrain` (holds checkpoint.json). */
   checkpoint?: string;
-  dataset: string;
+  /** A ViT backbone in .safetensors (timm/DINO/iBOT names). */
+  weights?: string;
+  /** Heads of the `weights` model when its metadata does not say. */
+  heads?: number;
+  /** Dataset name; default: the checkpoint's, else the preset's. */
+  dataset?: string;
   dataPath?: string;
   /** knn | linear | logistic | semi | cluster | all, or a comma-separated list. */
   protocol: string;
-  /** Default 'checkpoint' when a checkpoint is given. */
+  /** Default 'checkpoint' with a checkpoint, 'weights' with weights. */
   features?: FeatureSource;
-  /** Architecture (and pixel normalisation) for `--features random` without a checkpoint. */
+  /** Architecture (and pixel normalisation) for `--features random/pixels` without a checkpoint. */
   preset: string;
   json: boolean;
   seed?: number;
@@ -44,7 +74,7 @@ export interface EvalArgs {
   finetune?: boolean;
   /** Save the full results table (.csv or .json). */
   out?: string;
-  /** Where pixel / random-init features are cached. Default `.cache/features`. */
+  /** Where pixel / random-init / weights features are cached. Default `.cache/features`. */
   cacheDir?: string;
   /** Evaluate on a class-balanced subset (per class) of each split: for quick checks. */
   perClass?: { train: number; test: number };
@@ -54,6 +84,27 @@ export interface EvalArgs {
   write?: (text: string) => void;
   /** Where progress messages go (default stderr). */
   log?: (text: string) => void;
+}
+
+/** The command's options as `EvalArgs`. */
+export function evalArgs(v: OptionValues): EvalArgs {
+  const perClass = num(v, 'per-class');
+  if (perClass !== undefined && perClass < 1) throw new Error(`--per-class must be at least 1, got ${perClass}`);
+  return {
+    checkpoint: str(v, 'checkpoint'),
+    weights: str(v, 'weights'),
+    heads: num(v, 'heads'),
+    dataset: str(v, 'dataset'),
+    dataPath: str(v, 'data-path'),
+    protocol: str(v, 'protocol') ?? 'all',
+    features: str(v, 'features') as FeatureSource | undefined,
+    preset: str(v, 'preset') ?? 'fashion-mnist',
+    json: flag(v, 'json'),
+    seed: num(v, 'seed'),
+    finetune: flag(v, 'finetune'),
+    out: str(v, 'out'),
+    perClass: perClass !== undefined ? { train: perClass, test: Math.ceil(perClass / 4) } : undefined,
+  };
 }
 
 /** Parse the --protocol value. */
@@ -71,51 +122,75 @@ export function parseProtocols(spec: string): ProtocolName[] {
   return parts as ProtocolName[];
 }
 
+/** Where features come from: a model (or none, for pixels), its normalisation and a name for tables. */
 interface Source {
   name: string;
-  config: PretrainConfig;
-  model?: IBOTModel;
+  /** The dataset the model was made for, when known. */
+  dataset?: string;
+  backbone?: VisionTransformer;
+  head?: IBOTHead;
+  normalize: NormalizeConfig | null;
+  /** Resize images to this side (a pretrained ViT's input size). */
+  imageSize?: number;
+  /** For fine-tuning. */
+  config?: PretrainConfig;
   cacheDir: string;
+  dispose(): void;
 }
 
-function openSource(a: EvalArgs, kind: FeatureSource): Source {
+function checkpointConfig(dir: string, kind: FeatureSource): void {
+  if (!fs.existsSync(dir)) {
+    throw new Error(
+      `checkpoint folder '${dir}' does not exist. Train one with 'ibotlab pretrain --out ${dir}', ` +
+        "or evaluate a baseline without one: 'ibotlab eval --features pixels' or '--features random --preset fashion-mnist'",
+    );
+  }
+  if (kind === 'checkpoint' && !hasCheckpoint(dir)) {
+    throw new Error(`'${dir}' holds no complete checkpoint (checkpoint.json + checkpoint.safetensors). Train with 'ibotlab pretrain --out ${dir}' (or '--resume' to continue a stopped run)`);
+  }
+}
+
+async function openSource(a: EvalArgs, kind: FeatureSource, log: (t: string) => void): Promise<Source> {
   const defaultCache = a.cacheDir ?? path.join('.cache', 'features');
-  if (kind === 'pixels') return { name: 'pixels', config: pretrainPreset(a.preset), cacheDir: defaultCache };
-  let config: PretrainConfig;
+  const none = (): void => undefined;
+  if (kind === 'weights' || (kind === 'random' && a.weights)) {
+    if (!a.weights) throw new Error("--features weights needs --weights FILE.safetensors");
+    const { model, report } = await loadPretrainedViT(a.weights, { heads: a.heads });
+    log(formatPretrainedReport(report));
+    if (kind === 'random') {
+      // The same architecture at random initialisation: the baseline a pretrained model is compared with.
+      const fresh = new VisionTransformer(model.config, a.seed ?? 0);
+      model.dispose();
+      return { name: 'random', backbone: fresh, normalize: report.normalization, imageSize: fresh.config.imgSize, cacheDir: defaultCache, dispose: () => fresh.dispose() };
+    }
+    return { name: path.basename(a.weights), backbone: model, normalize: report.normalization, imageSize: model.config.imgSize, cacheDir: defaultCache, dispose: () => model.dispose() };
+  }
+  if (kind === 'pixels') {
+    const preset = a.checkpoint && hasCheckpoint(a.checkpoint) ? loadRunConfig(a.checkpoint) : pretrainPreset(a.preset);
+    return { name: 'pixels', dataset: preset.dataset, normalize: null, cacheDir: defaultCache, dispose: none };
+  }
   if (a.checkpoint) {
-    if (!fs.existsSync(a.checkpoint)) {
-      throw new Error(
-        `checkpoint folder '${a.checkpoint}' does not exist. Train one with 'ibotlab pretrain --out ${a.checkpoint}', ` +
-          "or evaluate a baseline without one: 'ibotlab eval --features pixels' or '--features random --preset fashion-mnist'",
-      );
+    checkpointConfig(a.checkpoint, kind);
+    if (kind === 'checkpoint') {
+      const run = loadRun(a.checkpoint);
+      const { backbone, head } = run.model.teacher;
+      return { name: a.checkpoint, dataset: run.config.dataset, backbone, head, normalize: run.normalize, config: run.config, cacheDir: path.join(a.checkpoint, 'features'), dispose: () => run.model.dispose() };
     }
-    if (kind === 'checkpoint' && !hasCheckpoint(a.checkpoint)) {
-      throw new Error(
-        `'${a.checkpoint}' holds no complete checkpoint (checkpoint.json + checkpoint.safetensors). ` +
-          `Train with 'ibotlab pretrain --out ${a.checkpoint}' (or '--resume' to continue a stopped run)`,
-      );
-    }
-    config = readCheckpointState<PretrainConfig>(a.checkpoint).config;
-    if (!config || !config.model) throw new Error(`${a.checkpoint}/checkpoint.json has no model config; it was not written by 'ibotlab pretrain'`);
   } else if (kind === 'checkpoint') {
     throw new Error(
       "no checkpoint given: pass --checkpoint runs/<name> (a folder written by 'ibotlab pretrain --out runs/<name>'), " +
-        'or evaluate a baseline with --features pixels or --features random',
+        'pretrained weights with --weights FILE.safetensors, or evaluate a baseline with --features pixels or --features random',
     );
-  } else {
-    config = pretrainPreset(a.preset);
   }
-  const model = new IBOTModel(config.model, config.seed);
-  if (kind === 'checkpoint') {
-    try {
-      loadCheckpoint(a.checkpoint as string, model);
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    return { name: a.checkpoint as string, config, model, cacheDir: path.join(a.checkpoint as string, 'features') };
-  }
-  return { name: 'random', config, model, cacheDir: defaultCache };
+  const config = a.checkpoint ? loadRunConfig(a.checkpoint) : pretrainPreset(a.preset);
+  const model = buildModel(config, a.seed ?? config.seed);
+  const normalize = resolveNormalize(config.crops.normalize, config.model.vit.inChans);
+  const { backbone, head } = model.teacher;
+  return { name: 'random', dataset: config.dataset, backbone, head, normalize, config, cacheDir: defaultCache, dispose: () => model.dispose() };
+}
+
+function loadRunConfig(dir: string): PretrainConfig {
+  return readCheckpointState(dir).config;
 }
 
 function balanced(ds: ImageDataset, perClass: number, seed: number): ImageDataset {
@@ -124,28 +199,28 @@ function balanced(ds: ImageDataset, perClass: number, seed: number): ImageDatase
 
 /** Extract (or load cached) features of both splits: [CLS] for most protocols, last-blocks [CLS] for the linear probe. */
 function featureSet(src: Source, train: ImageDataset, test: ImageDataset, progress: boolean, log: (t: string) => void): Promise<FeatureSet> {
-  if (!src.model) return pixelFeatureSet(train, test, { cacheDir: src.cacheDir });
-  const norm = resolveNormalize(src.config.crops.normalize, train.channels);
-  const { backbone, head } = src.model.teacher;
-  return backboneFeatureSet({ name: src.name, backbone, head, normalize: norm, cacheDir: src.cacheDir, progress, log }, train, test);
+  if (!src.backbone) return pixelFeatureSet(train, test, { cacheDir: src.cacheDir });
+  return backboneFeatureSet({ name: src.name, backbone: src.backbone, head: src.head, normalize: src.normalize, imageSize: src.imageSize, cacheDir: src.cacheDir, progress, log }, train, test);
 }
 
 /** Run the evaluation and return the report (no printing of results). */
 export async function evalReport(a: EvalArgs): Promise<EvalReport> {
   const log = a.log ?? ((t: string) => process.stderr.write(t + '\n'));
   const progress = a.progress ?? true;
-  const kind: FeatureSource = a.features ?? 'checkpoint';
-  if (!['checkpoint', 'pixels', 'random'].includes(kind)) throw new Error(`--features must be checkpoint, pixels or random, got '${kind}'`);
+  if (a.checkpoint && a.weights) throw new Error('pass either --checkpoint DIR or --weights FILE, not both');
+  const kind: FeatureSource = a.features ?? (a.weights ? 'weights' : 'checkpoint');
+  if (!['checkpoint', 'weights', 'pixels', 'random'].includes(kind)) throw new Error(`--features must be checkpoint, weights, pixels or random, got '${kind}'`);
   const protocols = parseProtocols(a.protocol);
   const seed = a.seed ?? 0;
-  const src = openSource(a, kind);
+  const src = await openSource(a, kind, log);
   try {
-    if (a.checkpoint && kind !== 'pixels' && src.config.dataset && src.config.dataset !== a.dataset) {
-      log(`note: ${a.checkpoint} was pretrained on '${src.config.dataset}' and is evaluated on '${a.dataset}'`);
+    const dataset = a.dataset ?? src.dataset ?? pretrainPreset(a.preset).dataset;
+    if (a.checkpoint && kind === 'checkpoint' && src.dataset && src.dataset !== dataset) {
+      log(`note: ${a.checkpoint} was pretrained on '${src.dataset}' and is evaluated on '${dataset}'`);
     }
     let splits: { train: ImageDataset; test: ImageDataset };
     try {
-      splits = await loadSplits(a.dataset, a.dataPath);
+      splits = await loadSplits(dataset, a.dataPath);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n(the bundled 'fashion-mnist-embedded' needs no download: --dataset fashion-mnist-embedded)`);
     }
@@ -162,17 +237,17 @@ export async function evalReport(a: EvalArgs): Promise<EvalReport> {
         onProtocol: (p) => log(`${p}…`),
         onProtocolDone: (p, sec) => log(`${p} done in ${sec.toFixed(1)} s`),
       });
-      report.dataset = a.dataset;
+      report.dataset = dataset;
       if (a.finetune && protocols.includes('semi')) {
-        if (!src.model) {
+        if (!src.backbone) {
           log('fine-tuning needs a model: skipped for --features pixels');
         } else {
-          const norm = resolveNormalize(src.config.crops.normalize, train.channels);
           log('fine-tuning on the 10% split…');
-          const ft = await semiFineTune(src.model.teacher.backbone, train, test, 0.1, {
-            projectionHead: src.model.teacher.head,
-            mean: norm?.mean,
-            std: norm?.std,
+          const ft = await semiFineTune(src.backbone, train, test, 0.1, {
+            projectionHead: src.head,
+            mean: src.normalize?.mean,
+            std: src.normalize?.std,
+            imageSize: src.imageSize,
             seed,
             progress,
           });
@@ -186,7 +261,7 @@ export async function evalReport(a: EvalArgs): Promise<EvalReport> {
       disposeFeatureSet(fset);
     }
   } finally {
-    src.model?.dispose();
+    src.dispose();
   }
 }
 
@@ -200,7 +275,7 @@ export async function runEval(a: EvalArgs): Promise<number> {
     write(JSON.stringify(reportJson(report, { details: true })));
     return 0;
   }
-  write(`${report.features} on ${a.dataset}  (${((Date.now() - t0) / 1000).toFixed(1)} s; accuracies and cluster scores in %)`);
+  write(`${report.features} on ${report.dataset}  (${((Date.now() - t0) / 1000).toFixed(1)} s; accuracies and cluster scores in %)`);
   write(formatTable(resultsTable(report, { details: false })));
   for (const r of report.results) {
     if (r.protocol === 'linear') {

@@ -1,81 +1,98 @@
-/** `ibotlab pretrain`: train, checkpoint, log, then a quick k-NN of the teacher. */
+/** `ibotlab pretrain`: train, checkpoint, log, then a k-NN evaluation of the teacher. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { loadDataset, loadEmbeddedFashionMnist } from '../data/registry';
-import { ImageDataset, subset } from '../data/dataset';
-import { PretrainConfig, pretrainPreset } from '../train/presets';
+import { findDataset, loadSplits } from '../data/registry';
+import { subset } from '../data/dataset';
+import { resolveNormalize } from '../data/normalize';
+import { PretrainConfig } from '../train/config';
+import { PRESET_NAMES, pretrainPreset } from '../train/presets';
 import { Pretrainer } from '../train/pretrain';
+import { hasCheckpoint } from '../train/checkpoint';
+import { backboneKnn } from '../eval/protocols';
 import { ProgressBar, formatDuration } from '../util/progress';
-import { extractFeatures } from '../eval/features';
-import { knnClassify } from '../eval/knn';
-import { VisionTransformer } from '../model/vit';
-import { resolveNormalize } from '../augment/multicrop';
+import { CommandSpec, OptionValues, flag, num, str } from './args';
 
-export interface PretrainArgs {
-  dataset: string;
-  dataPath?: string;
-  preset: string;
-  epochs?: number;
-  minutes?: number;
-  out: string;
-  resume: boolean;
-  batchSize?: number;
-  lr?: number;
-  seed?: number;
-  checkpointEvery?: number;
-  eval: boolean;
-  /** Train on the first N training images only (smoke runs). */
-  subset?: number;
-}
+export const PRETRAIN_COMMAND: CommandSpec = {
+  name: 'pretrain',
+  summary: 'iBOT pretraining with checkpoints, then a k-NN evaluation of the teacher',
+  options: [
+    { name: 'preset', type: 'string', value: 'NAME', help: `recipe: ${PRESET_NAMES.join(', ')} (default fashion-mnist; fashion-mnist-gpu on a GPU)` },
+    { name: 'dataset', type: 'string', value: 'NAME', help: "data to train on (default: the preset's own; fashion-mnist-embedded needs no download)" },
+    { name: 'data-path', type: 'string', value: 'DIR', help: "where the dataset's files are (default: datasets/<name>, then /usr/share/datasets/<name>)" },
+    { name: 'epochs', type: 'number', value: 'N', help: 'run length in epochs (the schedules follow)' },
+    { name: 'minutes', type: 'number', value: 'M', help: 'size the run to about M minutes on this machine (overrides --epochs)' },
+    { name: 'out', type: 'string', value: 'DIR', help: 'run folder: checkpoints, log.jsonl, teacher weights (default runs/<preset>)' },
+    { name: 'resume', type: 'boolean', help: 'continue the run in --out from its last checkpoint' },
+    { name: 'batch-size', type: 'integer', value: 'N', help: 'images per step' },
+    { name: 'lr', type: 'number', value: 'X', help: 'learning rate per 256 images' },
+    { name: 'seed', type: 'integer', value: 'N', help: 'random seed' },
+    { name: 'checkpoint-every', type: 'integer', value: 'N', help: 'steps between checkpoints (default 50)' },
+    { name: 'subset', type: 'integer', value: 'N', help: 'train on the first N training images only (smoke runs)' },
+    { name: 'no-eval', type: 'boolean', help: 'skip the closing k-NN evaluation' },
+  ],
+};
 
-/** Train and test splits for pretraining and the closing k-NN. */
-export async function loadSplits(dataset: string, dataPath?: string): Promise<{ train: ImageDataset; test: ImageDataset }> {
-  if (dataset === 'fashion-mnist-embedded') return loadEmbeddedFashionMnist({ path: dataPath });
-  const [train, test] = await Promise.all([loadDataset(dataset, { split: 'train', path: dataPath }), loadDataset(dataset, { split: 'test', path: dataPath })]);
-  return { train, test };
-}
-
-export interface KnnSummary {
-  k: number;
-  temperature: number;
-  top1: number;
-  top5: number;
-  numTrain: number;
-  numTest: number;
-}
-
-/** Weighted k-NN (k=20, T=0.07) on the teacher's [CLS] features, as the paper reports. */
-export async function knnOfBackbone(backbone: VisionTransformer, cfg: PretrainConfig, train: ImageDataset, test: ImageDataset, progress = true): Promise<KnnSummary> {
-  const norm = resolveNormalize(cfg.crops.normalize, train.channels);
-  const fopts = { normalize: true, mean: norm?.mean, std: norm?.std, progress };
-  const ftr = extractFeatures(backbone, train, fopts);
-  const fte = extractFeatures(backbone, test, fopts);
+/**
+ * Make sure `dir` can hold a run before anything is trained: a folder that
+ * cannot be created or written fails now, in one line, not after minutes of
+ * training (or never, as a process stuck on an unwritable path).
+ */
+function ensureWritable(dir: string): void {
   try {
-    const r = await knnClassify(ftr, train.labels, fte, { k: 20, temperature: 0.07, testLabels: test.labels, numClasses: train.numClasses, normalize: false });
-    return { k: 20, temperature: 0.07, top1: r.top1 as number, top5: r.top5 as number, numTrain: train.n, numTest: test.n };
-  } finally {
-    tf.dispose([ftr, fte]);
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.write-test-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new Error(`cannot write the run folder '${dir}' (${code}); pass --out with a folder you can write to, e.g. --out runs/my-run`);
   }
 }
 
-export async function runPretrain(a: PretrainArgs): Promise<number> {
-  const overrides: Partial<PretrainConfig> = { dataset: a.dataset };
-  if (a.epochs !== undefined) overrides.epochs = a.epochs;
-  if (a.batchSize !== undefined) overrides.batchSize = a.batchSize;
-  if (a.lr !== undefined) overrides.lr = a.lr;
-  if (a.seed !== undefined) overrides.seed = a.seed;
-  const cfg = pretrainPreset(a.preset, overrides);
-  process.stderr.write(`loading ${a.dataset}…\n`);
-  const splits = await loadSplits(a.dataset, a.dataPath);
-  const test = splits.test;
-  const train = a.subset ? subset(splits.train, Array.from({ length: Math.min(a.subset, splits.train.n) }, (_, i) => i)) : splits.train;
-  const trainer = new Pretrainer(cfg, train, {
-    outDir: a.out,
-    resume: a.resume,
-    minutes: a.minutes,
-    checkpointEvery: a.checkpointEvery,
-  });
+/**
+ * The preset when none is named: the GPU recipe on a GPU (on the full 60k
+ * Fashion-MNIST when it is installed, else on the embedded images), the CPU
+ * default otherwise.
+ */
+function defaultPreset(v: OptionValues, gpu: boolean): { name: string; dataset?: string; note?: string } {
+  if (!gpu) return { name: 'fashion-mnist' };
+  const name = 'fashion-mnist-gpu';
+  if (str(v, 'dataset') !== undefined) return { name };
+  try {
+    findDataset(pretrainPreset(name).dataset, { split: 'train', path: str(v, 'data-path') });
+    return { name };
+  } catch {
+    return { name, dataset: 'fashion-mnist-embedded', note: "the full Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, or datasets/fetch.sh): the GPU recipe runs on the embedded 8,000 images" };
+  }
+}
+
+export async function runPretrain(v: OptionValues, env: { gpu: boolean } = { gpu: false }): Promise<number> {
+  const chosen = str(v, 'preset') !== undefined ? { name: str(v, 'preset') as string } : defaultPreset(v, env.gpu);
+  if (chosen.note) process.stderr.write(`note: ${chosen.note}\n`);
+  const presetName = chosen.name;
+  const overrides: Partial<PretrainConfig> = {};
+  if (num(v, 'epochs') !== undefined) overrides.epochs = num(v, 'epochs');
+  if (num(v, 'batch-size') !== undefined) overrides.batchSize = num(v, 'batch-size');
+  if (num(v, 'lr') !== undefined) overrides.lr = num(v, 'lr');
+  if (num(v, 'seed') !== undefined) overrides.seed = num(v, 'seed');
+  const dataset = str(v, 'dataset') ?? chosen.dataset;
+  if (dataset !== undefined) overrides.dataset = dataset;
+  for (const k of ['epochs', 'minutes', 'batch-size', 'lr', 'checkpoint-every', 'subset'] as const) {
+    const x = num(v, k);
+    if (x !== undefined && !(x > 0) && k !== 'lr') throw new Error(`--${k} must be positive, got ${x}`);
+  }
+  const cfg = pretrainPreset(presetName, overrides);
+  const out = str(v, 'out') ?? path.join('runs', presetName);
+  const resume = flag(v, 'resume');
+  if (resume && !hasCheckpoint(out)) {
+    throw new Error(`--resume: there is no checkpoint in '${out}' to continue (checkpoint.json and checkpoint.safetensors are missing); start the run without --resume, or point --out at a run folder`);
+  }
+  ensureWritable(out);
+  process.stderr.write(`loading ${cfg.dataset}…\n`);
+  const splits = await loadSplits(cfg.dataset, str(v, 'data-path'));
+  const n = num(v, 'subset');
+  const train = n ? subset(splits.train, Array.from({ length: Math.min(n, splits.train.n) }, (_, i) => i)) : splits.train;
+  const trainer = new Pretrainer(cfg, train, { outDir: out, resume, minutes: num(v, 'minutes'), checkpointEvery: num(v, 'checkpoint-every') });
   let bar: ProgressBar | undefined;
   try {
     for await (const ev of trainer.run()) {
@@ -83,7 +100,7 @@ export async function runPretrain(a: PretrainArgs): Promise<number> {
         case 'start':
           process.stderr.write(
             `${ev.resumedFrom ? `resuming at step ${ev.resumedFrom}; ` : ''}pretraining ${ev.config.preset} on ${train.name} (${train.n} images): ` +
-              `${ev.totalSteps} steps = ${ev.epochs.toFixed(2)} epochs of ${ev.itersPerEpoch}, batch ${ev.config.batchSize} → ${a.out}\n`,
+              `${ev.totalSteps} steps = ${ev.epochs.toFixed(2)} epochs of ${ev.itersPerEpoch}, batch ${ev.config.batchSize} → ${out}\n`,
           );
           bar = new ProgressBar(ev.totalSteps, { label: 'pretrain' });
           break;
@@ -103,12 +120,12 @@ export async function runPretrain(a: PretrainArgs): Promise<number> {
           break;
       }
     }
-    if (a.eval && trainer.model) {
+    if (!flag(v, 'no-eval') && trainer.model) {
       process.stderr.write('k-NN evaluation of the teacher ([CLS], k=20, T=0.07)…\n');
-      const r = await knnOfBackbone(trainer.model.teacher.backbone, trainer.config, train, test);
-      const line = `k-NN (k=20, T=0.07) on ${test.name}: top-1 ${r.top1.toFixed(2)}%  top-5 ${r.top5.toFixed(2)}%  (train ${r.numTrain}, test ${r.numTest})`;
-      console.log(line);
-      fs.writeFileSync(path.join(a.out, 'knn.json'), JSON.stringify({ ...r, step: trainer.step }, null, 1));
+      const normalize = resolveNormalize(trainer.config.crops.normalize, train.channels);
+      const r = await backboneKnn(trainer.model.teacher.backbone, train, splits.test, { normalize, progress: true });
+      console.log(`k-NN (k=20, T=0.07) on ${splits.test.name}: top-1 ${r.top1.toFixed(2)}%  top-5 ${r.top5.toFixed(2)}%  (train ${r.numTrain}, test ${r.numTest})`);
+      fs.writeFileSync(path.join(out, 'knn.json'), JSON.stringify({ ...r, step: trainer.step }, null, 1));
     }
     return 0;
   } finally {

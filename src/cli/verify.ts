@@ -1,6 +1,14 @@
 /** `ibotlab verify-reference [DIR]`: every fixture in DIR through the library, one line each. */
 import * as path from 'node:path';
 import { checkFixtureFile, fixtureFiles, FixtureResult } from '../reference/fixtures';
+import { CommandSpec } from './args';
+
+export const VERIFY_COMMAND: CommandSpec = {
+  name: 'verify-reference',
+  positionals: '[DIR]',
+  summary: 'check the library against reference fixtures (default ../shared/reference) on the chosen backend',
+  options: [],
+};
 
 export function formatResult(r: FixtureResult): string {
   const status = r.passed ? 'ok  ' : 'FAIL';

@@ -84,17 +84,6 @@ export function toTensor(ds: ImageDataset, indices?: ArrayLike<number>): tf.Tens
   return tf.tensor4d(out, [b, ds.height, ds.width, ds.channels], 'float32');
 }
 
-/** Labels of the given indices (or all) as an Int32Array copy. */
-export function labelsOf(ds: ImageDataset, indices?: ArrayLike<number>): Int32Array {
-  if (indices === undefined) return ds.labels.slice();
-  const out = new Int32Array(indices.length);
-  for (let i = 0; i < indices.length; i++) {
-    checkIndex(ds, indices[i], i);
-    out[i] = ds.labels[indices[i]];
-  }
-  return out;
-}
-
 /** A new dataset holding copies of the listed images, in the listed order. */
 export function subset(ds: ImageDataset, indices: ArrayLike<number>, name: string = ds.name): ImageDataset {
   const per = ds.height * ds.width * ds.channels;

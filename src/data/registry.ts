@@ -326,3 +326,14 @@ export function loadEmbeddedFashionMnist(opts: EmbeddedOptions = {}): { train: I
     test: subset(all, s.test, 'fashion-mnist-embedded/test'),
   };
 }
+
+/**
+ * The train and test splits of a dataset by name (the embedded Fashion-MNIST
+ * gives its own 8,000 / 2,000 split). What pretraining and every evaluation
+ * load.
+ */
+export async function loadSplits(dataset: string, dataPath?: string): Promise<{ train: ImageDataset; test: ImageDataset }> {
+  if (dataset === 'fashion-mnist-embedded') return loadEmbeddedFashionMnist({ path: dataPath });
+  const [train, test] = await Promise.all([loadDataset(dataset, { split: 'train', path: dataPath }), loadDataset(dataset, { split: 'test', path: dataPath })]);
+  return { train, test };
+}

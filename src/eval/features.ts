@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, toTensor } from '../data/dataset';
 import { VisionTransformer } from '../model/vit';
 import { IBOTHead } from '../model/head';
+import { normalizeImages } from '../data/normalize';
 import { ProgressBar } from '../util/progress';
 
 export interface FeatureOptions {
@@ -27,8 +28,30 @@ export interface FeatureOptions {
   /** Per-channel normalisation applied to pixels in [0,1] before the model (must match pretraining). */
   mean?: number[];
   std?: number[];
+  /** Resize images (bilinear) to this side first, e.g. a pretrained ViT's 224 for 28 px data. Default: as they are. */
+  imageSize?: number;
   /** Show a progress bar on stderr. */
   progress?: boolean;
+}
+
+/**
+ * Images `idx` of `ds` as a model takes them: pixels in [0, 1], grayscale
+ * repeated to 3 channels for an RGB model, resized to `imageSize`, then
+ * normalised with mean/std. A new tensor the caller owns.
+ */
+export function modelInput(ds: ImageDataset, idx: ArrayLike<number>, opts: { channels?: number; imageSize?: number; mean?: number[]; std?: number[] } = {}): tf.Tensor4D {
+  const channels = opts.channels ?? ds.channels;
+  if (channels !== ds.channels && !(ds.channels === 1 && channels === 3)) {
+    throw new Error(`${ds.name} has ${ds.channels} channel(s) but the model takes ${channels}; only grayscale → RGB is converted`);
+  }
+  return tf.tidy(() => {
+    let x = toTensor(ds, idx);
+    if (channels !== ds.channels) x = tf.tile(x, [1, 1, 1, channels]);
+    if (opts.imageSize !== undefined && (opts.imageSize !== ds.height || opts.imageSize !== ds.width)) {
+      x = tf.image.resizeBilinear(x, [opts.imageSize, opts.imageSize], false, true);
+    }
+    return opts.mean && opts.std ? normalizeImages(x, { mean: opts.mean, std: opts.std }) : x;
+  });
 }
 
 /** Features of every image of `ds` under `model` (its [CLS] etc.), as a [N, F] tensor the caller owns. */
@@ -41,7 +64,7 @@ export function extractFeatures(model: VisionTransformer, ds: ImageDataset, opts
     const idx = Int32Array.from({ length: Math.min(bs, ds.n - start) }, (_, i) => start + i);
     chunks.push(
       tf.tidy(() => {
-        const x = normalizePixels(toTensor(ds, idx), opts.mean, opts.std);
+        const x = modelInput(ds, idx, { ...opts, channels: model.config.inChans });
         const out = model.forward(x, { lastBlocks: n > 1 ? n : undefined });
         const blocks = n > 1 ? (out.blocks as tf.Tensor3D[]) : [out.tokens];
         const [B, N1, D] = out.tokens.shape;
@@ -62,16 +85,10 @@ export function extractFeatures(model: VisionTransformer, ds: ImageDataset, opts
 /** Raw pixels as features (flattened, optionally normalised): the baseline every method must beat. */
 export function pixelFeatures(ds: ImageDataset, opts: Pick<FeatureOptions, 'normalize' | 'mean' | 'std'> = {}): tf.Tensor2D {
   return tf.tidy(() => {
-    const x = normalizePixels(toTensor(ds), opts.mean, opts.std);
+    const x = modelInput(ds, Int32Array.from({ length: ds.n }, (_, i) => i), opts);
     const f = tf.reshape(x, [ds.n, -1]) as tf.Tensor2D;
     return opts.normalize ? l2rows(f) : f;
   });
-}
-
-/** (x − mean) / std per channel for pixels in [0, 1]; unchanged without mean/std. A new tensor unless unchanged. */
-export function normalizePixels(x: tf.Tensor4D, mean?: number[], std?: number[]): tf.Tensor4D {
-  if (!mean || !std) return x;
-  return tf.div(tf.sub(x, tf.tensor1d(mean)), tf.tensor1d(std)) as tf.Tensor4D;
 }
 
 function l2rows(f: tf.Tensor2D): tf.Tensor2D {
@@ -150,6 +167,8 @@ export interface BackboneFeatureOptions {
   normalize: { mean: number[]; std: number[] } | null;
   /** Cache folder for extracted features (keyed by weights, data and options); none = no cache. */
   cacheDir?: string;
+  /** Resize images to this side first (a pretrained ViT's input size); default: as they are. */
+  imageSize?: number;
   /** Progress bars on stderr. */
   progress?: boolean;
   /** Told which split is being extracted. */
@@ -164,7 +183,7 @@ export interface BackboneFeatureOptions {
  */
 export async function backboneFeatureSet(o: BackboneFeatureOptions, train: ImageDataset, test: ImageDataset): Promise<FeatureSet> {
   const lastBlocks = Math.min(4, o.backbone.config.depth);
-  const opts: FeatureOptions = { lastBlocks, mean: o.normalize?.mean, std: o.normalize?.std, progress: o.progress };
+  const opts: FeatureOptions = { lastBlocks, mean: o.normalize?.mean, std: o.normalize?.std, imageSize: o.imageSize, progress: o.progress };
   const D = o.backbone.config.embedDim;
   const get = async (ds: ImageDataset): Promise<{ all: tf.Tensor2D; cls: tf.Tensor2D }> => {
     o.log?.(`features of ${ds.name} (${ds.n} images)…`);

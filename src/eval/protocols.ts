@@ -6,9 +6,13 @@
  * randomly initialised model and raw pixels are compared on equal terms.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { FeatureSet } from './features';
-import { DINO_KNN_KS, knnClassifyMulti } from './knn';
-import { LinearProbeOptions, LinearProbeResult, LogisticEvalOptions, LogisticResult, linearProbe, logisticRegression } from './linear';
+import { ImageDataset } from '../data/dataset';
+import { NormalizeConfig } from '../data/normalize';
+import { VisionTransformer } from '../model/vit';
+import { extractFeatures, type FeatureSet } from './features';
+import { DINO_KNN_KS, knnClassify, knnClassifyMulti } from './knn';
+import { LinearProbeOptions, LinearProbeResult, linearProbe } from './linear';
+import { LogisticEvalOptions, LogisticResult, logisticRegression } from './logistic';
 import { SemiOptions, SemiResult, FineTuneResult, semiSupervised } from './semi';
 import { ClusterResult, KMeansClusteringOptions, headClustering, kmeansClustering } from './cluster';
 import type { LabelArray } from './metrics';
@@ -68,6 +72,39 @@ export async function knnEvaluation(
 }
 
 export type { FeatureSet } from './features';
+
+export interface BackboneKnnResult {
+  k: number;
+  temperature: number;
+  top1: number;
+  top5: number;
+  numTrain: number;
+  numTest: number;
+}
+
+/**
+ * The number the paper reports after pretraining: weighted k-NN (k = 20,
+ * T = 0.07) on a backbone's L2-normalised [CLS] features. What `ibotlab
+ * pretrain` prints at the end and the notebooks track during training.
+ */
+export async function backboneKnn(
+  backbone: VisionTransformer,
+  train: ImageDataset,
+  test: ImageDataset,
+  opts: { normalize?: NormalizeConfig | null; k?: number; temperature?: number; progress?: boolean } = {},
+): Promise<BackboneKnnResult> {
+  const k = opts.k ?? 20;
+  const temperature = opts.temperature ?? 0.07;
+  const fopts = { normalize: true, mean: opts.normalize?.mean, std: opts.normalize?.std, progress: opts.progress };
+  const ftr = extractFeatures(backbone, train, fopts);
+  const fte = extractFeatures(backbone, test, fopts);
+  try {
+    const r = await knnClassify(ftr, train.labels, fte, { k, temperature, testLabels: test.labels, numClasses: train.numClasses, normalize: false });
+    return { k, temperature, top1: r.top1 as number, top5: r.top5 as number, numTrain: train.n, numTest: test.n };
+  } finally {
+    tf.dispose([ftr, fte]);
+  }
+}
 
 export type ProtocolName = 'knn' | 'linear' | 'logistic' | 'semi' | 'cluster';
 export const ALL_PROTOCOLS: readonly ProtocolName[] = ['knn', 'linear', 'logistic', 'semi', 'cluster'];

@@ -12,7 +12,7 @@
  *   cosine learning rate, on the labelled subset.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ImageDataset, classCounts, labelSubset, subset, toTensor } from '../data/dataset';
+import { ImageDataset, classCounts, labelSubset, subset } from '../data/dataset';
 import { VisionTransformer } from '../model/vit';
 import { IBOTHead } from '../model/head';
 import { Param, ParamSet, init } from '../model/params';
@@ -21,8 +21,9 @@ import { AdamW, Grads } from '../train/optim';
 import { Rng } from '../util/rng';
 import { ProgressBar } from '../util/progress';
 import { knnClassify } from './knn';
-import { LogisticEvalOptions, LogisticResult, accuracy, hostMatrix, logisticRegression } from './linear';
-import { normalizePixels } from './features';
+import { LogisticEvalOptions, LogisticResult, logisticRegression } from './logistic';
+import { accuracy, hostMatrix } from './classifier';
+import { modelInput } from './features';
 import type { LabelArray } from './metrics';
 
 /** The paper's label fractions. */
@@ -144,6 +145,8 @@ export interface FineTuneOptions {
   /** Pixel normalisation used in pretraining (`resolveNormalize`). */
   mean?: number[];
   std?: number[];
+  /** Resize images to this side first (a pretrained ViT's input size). Default: as they are. */
+  imageSize?: number;
   seed?: number;
   /** Measure the mean train loss over the labelled set before and after (eval mode). Default true. */
   measureTrainLoss?: boolean;
@@ -226,14 +229,14 @@ function clsOf(backbone: VisionTransformer, x: tf.Tensor4D, training: boolean, s
 }
 
 /** Logits of every image in eval mode, as a host array, and the mean CE against its labels. */
-async function evaluateAll(backbone: VisionTransformer, head: ClassifierHead, ds: ImageDataset, batchSize: number, mean?: number[], std?: number[]): Promise<{ predictions: Int32Array; loss: number }> {
+async function evaluateAll(backbone: VisionTransformer, head: ClassifierHead, ds: ImageDataset, batchSize: number, input: { mean?: number[]; std?: number[]; imageSize?: number }): Promise<{ predictions: Int32Array; loss: number }> {
   const predictions = new Int32Array(ds.n);
   let lossSum = 0;
   for (let start = 0; start < ds.n; start += batchSize) {
     const idx = Int32Array.from({ length: Math.min(batchSize, ds.n - start) }, (_, i) => start + i);
     const labels = Int32Array.from(idx, (i) => ds.labels[i]);
     const [pred, loss] = tf.tidy(() => {
-      const logits = head.forward(clsOf(backbone, normalizePixels(toTensor(ds, idx), mean, std), false, 0));
+      const logits = head.forward(clsOf(backbone, modelInput(ds, idx, { ...input, channels: backbone.config.inChans }), false, 0));
       return [tf.argMax(logits, 1), tf.mul(meanCrossEntropy(logits, labels), idx.length)];
     });
     try {
@@ -259,7 +262,7 @@ export async function fineTune(backbone: VisionTransformer, train: ImageDataset,
   const lr = options.lr ?? 1e-4;
   const weightDecay = options.weightDecay ?? 0.05;
   const seed = options.seed ?? 0;
-  const { mean, std } = options;
+  const input = { mean: options.mean, std: options.std, imageSize: options.imageSize };
   if (train.n === 0) throw new Error('fineTune: the train set is empty');
   if (train.numClasses !== test.numClasses) throw new Error(`fineTune: train has ${train.numClasses} classes but test has ${test.numClasses}`);
   if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`fineTune: epochs must be a positive integer, got ${epochs}`);
@@ -280,7 +283,7 @@ export async function fineTune(backbone: VisionTransformer, train: ImageDataset,
   const bar = options.progress ? new ProgressBar(total, { label: 'finetune' }) : undefined;
   const losses: number[] = [];
   try {
-    const before = measure ? (await evaluateAll(model, head, train, 256, mean, std)).loss : undefined;
+    const before = measure ? (await evaluateAll(model, head, train, 256, input)).loss : undefined;
     let step = 0;
     for (let e = 0; e < epochs && step < total; e++) {
       const order = rng.permutation(train.n);
@@ -289,7 +292,7 @@ export async function fineTune(backbone: VisionTransformer, train: ImageDataset,
         const labels = Int32Array.from(idx, (i) => train.labels[i]);
         // Warm-up then half a cosine to 1e-6, as DeiT's scheduler.
         const rate = step < warmup ? (lr * (step + 1)) / warmup : 1e-6 + 0.5 * (lr - 1e-6) * (1 + Math.cos((Math.PI * (step - warmup)) / Math.max(1, total - warmup)));
-        const x = tf.tidy(() => normalizePixels(toTensor(train, idx), mean, std));
+        const x = modelInput(train, idx, { ...input, channels: model.config.inChans });
         const stepSeed = rng.seed();
         const { value, grads } = tf.variableGrads(() => meanCrossEntropy(head.forward(clsOf(model, x, true, stepSeed)), labels), vars);
         x.dispose();
@@ -307,8 +310,8 @@ export async function fineTune(backbone: VisionTransformer, train: ImageDataset,
       }
     }
     bar?.done();
-    const after = measure ? (await evaluateAll(model, head, train, 256, mean, std)).loss : undefined;
-    const { predictions } = await evaluateAll(model, head, test, 256, mean, std);
+    const after = measure ? (await evaluateAll(model, head, train, 256, input)).loss : undefined;
+    const { predictions } = await evaluateAll(model, head, test, 256, input);
     const result: FineTuneResult = {
       protocol: 'finetune',
       head: kind,

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../augment/multicrop';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../data/normalize';
 
 export interface WeightsSpec {
   /** Registry name, also the cached file's name (`<name>.safetensors`). */
@@ -36,9 +36,10 @@ export interface WeightsSpec {
 /**
  * Known weights. timm's re-exports of the official DINO backbones
  * (Apache-2.0, https://github.com/facebookresearch/dino), already with
- * timm names and no head. The ViT-B/16 hash is the one the Hugging Face hub
- * shows for its LFS object; the ViT-S/16 hash was not available offline, so it
- * is recorded on first download.
+ * timm names and no head. Their SHA-256 could not be checked against a
+ * download from where this was written (no network), so none is recorded
+ * here: the first download's hash is kept next to the file and every later
+ * use is checked against it.
  */
 export const KNOWN_WEIGHTS: Readonly<Record<string, WeightsSpec>> = {
   'vit_small_patch16_224.dino': {
@@ -54,7 +55,6 @@ export const KNOWN_WEIGHTS: Readonly<Record<string, WeightsSpec>> = {
   'vit_base_patch16_224.dino': {
     name: 'vit_base_patch16_224.dino',
     url: 'https://huggingface.co/timm/vit_base_patch16_224.dino/resolve/main/model.safetensors',
-    sha256: '93181583427d6de3e18ab0e6ee4df35736cfc51a3c1bf9ae0e9b53b1316598dc',
     heads: 12,
     mean: [...IMAGENET_MEAN],
     std: [...IMAGENET_STD],

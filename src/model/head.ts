@@ -28,16 +28,6 @@ export interface HeadConfig {
   sharedHead: boolean;
 }
 
-export const HEAD_DEFAULTS: Omit<HeadConfig, 'inDim'> = {
-  outDim: 8192,
-  patchOutDim: 8192,
-  hiddenDim: 2048,
-  bottleneckDim: 256,
-  nlayers: 3,
-  normLastLayer: true,
-  sharedHead: false,
-};
-
 export class IBOTHead {
   readonly config: HeadConfig;
   readonly params = new ParamSet();

@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs';
 import { NamedArray, TensorMap, parseSafetensors } from '../io/safetensors';
-import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET_MEAN, IMAGENET_STD, NormalizeConfig } from '../augment/multicrop';
+import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET_MEAN, IMAGENET_STD, NormalizeConfig } from '../data/normalize';
 import { VisionTransformer, VIT_DEFAULTS, ViTConfig } from './vit';
 
 export interface LoadPretrainedOptions {

@@ -1,7 +1,9 @@
 /**
- * Comparing computed numbers with a fixture's, with float32 tolerances:
- * an element passes when |a − e| ≤ max(atol, rtol·|e|) (README of the
- * reference fixtures: relative 1e-4, absolute 1e-5 near zero).
+ * Comparing computed numbers with a fixture's — the one pass rule every
+ * reference check uses: an element passes when |a − e| ≤ max(atol, rtol·|e|)
+ * (README of the reference fixtures: float32, relative 1e-4, absolute 1e-5
+ * near zero). `compare` takes two arrays; `Comparer` collects values one at a
+ * time (metrics, votes) under the same rule.
  */
 export interface Comparison {
   maxAbsErr: number;
@@ -83,4 +85,37 @@ export function combine(parts: Comparison[]): Comparison {
     passed: parts.every((p) => p.passed),
     worst: failed?.worst,
   };
+}
+
+/** Collects (actual, expected) pairs one at a time under `compare`'s rule, remembering the first failure. */
+export class Comparer {
+  private maxAbs = 0;
+  private maxRel = 0;
+  private bad = 0;
+  private firstBad = '';
+
+  constructor(private readonly tol: Tolerance = FLOAT32_TOLERANCE) {}
+
+  add(actual: number, expected: number, where: string): void {
+    const abs = Math.abs(actual - expected);
+    // NaN compares false everywhere: count it as a failure explicitly.
+    if (!(abs <= Math.max(this.tol.atol, this.tol.rtol * Math.abs(expected))) || !Number.isFinite(actual)) {
+      this.bad++;
+      if (!this.firstBad) this.firstBad = `${where}: got ${actual}, expected ${expected}`;
+    }
+    if (Number.isNaN(abs)) {
+      this.maxAbs = Infinity;
+      return;
+    }
+    this.maxAbs = Math.max(this.maxAbs, abs);
+    if (Math.abs(expected) > this.tol.atol) this.maxRel = Math.max(this.maxRel, abs / Math.abs(expected));
+  }
+
+  /** The comparison so far; `problems` (other checks that failed) are listed after the value failures. */
+  result(problems: string[] = []): Comparison & { detail?: string } {
+    const all = this.bad > 0 ? [`${this.bad} value(s) outside tolerance, first ${this.firstBad}`, ...problems] : problems;
+    const out: Comparison & { detail?: string } = { maxAbsErr: this.maxAbs, maxRelErr: this.maxRel, passed: all.length === 0 };
+    if (all.length) out.detail = all.join('; ');
+    return out;
+  }
 }

@@ -35,10 +35,16 @@ export interface IBOTLossConfig {
   lambda2: number;
   /** EMA momentum of both centers (official 0.9). */
   centerMomentum: number;
+  /**
+   * Epochs before masked image modelling starts (official `pred_start_epoch`, default 0): the
+   * patch temperature stays at its warm-up value until then and its warm-up starts there, as the
+   * official `iBOTLoss(mim_start_epoch=…)` schedules it. Optional for fixtures that predate it.
+   */
+  mimStartEpoch?: number;
 }
 
-export const LOSS_DEFAULTS: Omit<IBOTLossConfig, 'outDim' | 'patchOutDim' | 'epochs' | 'localCrops'> = {
-  globalCrops: 2,
+/** The official loss settings (ViT-S/16); the run supplies prototype and crop counts, epochs and the MIM start. */
+export const LOSS_DEFAULTS: Omit<IBOTLossConfig, 'outDim' | 'patchOutDim' | 'epochs' | 'globalCrops' | 'localCrops' | 'mimStartEpoch'> = {
   studentTemp: 0.1,
   warmupTeacherTemp: 0.04,
   teacherTemp: 0.04,
@@ -82,7 +88,7 @@ export class IBOTLoss {
     this.center = tf.tidy(() => tf.variable(tf.zeros([1, config.outDim]), false));
     this.patchCenter = tf.tidy(() => tf.variable(tf.zeros([1, config.patchOutDim]), false));
     this.temps = teacherTempSchedule(config.warmupTeacherTemp, config.teacherTemp, config.warmupTeacherTempEpochs, config.epochs);
-    this.patchTemps = teacherTempSchedule(config.warmupTeacherPatchTemp, config.teacherPatchTemp, config.warmupTeacherTempEpochs, config.epochs);
+    this.patchTemps = teacherTempSchedule(config.warmupTeacherPatchTemp, config.teacherPatchTemp, config.warmupTeacherTempEpochs, config.epochs, config.mimStartEpoch ?? 0);
   }
 
   teacherTemp(epoch: number): number {

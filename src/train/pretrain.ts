@@ -15,10 +15,11 @@ import * as path from 'node:path';
 import { ImageDataset, toTensor } from '../data/dataset';
 import { IBOTBatch, disposeIBOTBatch, ibotBatch } from '../augment/batch';
 import { IBOTModel, StepStats } from './ibot';
-import { PretrainConfig, withEpochs } from './presets';
+import { PretrainConfig, buildModel, epochsOf } from './config';
 import { cosineSchedule, scaledLr } from './schedules';
 import { Rng } from '../util/rng';
-import { CheckpointState, TEACHER_EXPORT, exportTeacher, hasCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint } from '../io/checkpoint';
+import { CheckpointState, TEACHER_EXPORT, exportTeacher, hasCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint } from './checkpoint';
+import { resolveNormalize } from '../data/normalize';
 
 export interface PretrainOptions {
   /** Run folder for checkpoints, `log.jsonl` and the exported teacher; none = in memory only. */
@@ -58,7 +59,7 @@ export class Pretrainer {
     this.data = data;
     this.opts = opts;
     if (opts.resume && opts.outDir && hasCheckpoint(opts.outDir)) {
-      config = readCheckpointState<PretrainConfig>(opts.outDir).config;
+      config = readCheckpointState(opts.outDir).config;
     }
     this.config = config;
     if (data.channels !== config.model.vit.inChans) {
@@ -74,9 +75,9 @@ export class Pretrainer {
     const { outDir } = this.opts;
     let resumedFrom = 0;
     if (this.opts.resume && outDir && hasCheckpoint(outDir)) {
-      const st = readCheckpointState<PretrainConfig>(outDir);
+      const st = readCheckpointState(outDir);
       this.totalSteps = st.totalSteps;
-      this.model = new IBOTModel(this.config.model, this.config.seed);
+      this.model = buildModel(this.config);
       loadCheckpoint(outDir, this.model);
       this.step = st.step;
       this.rng.setState(st.rng);
@@ -84,14 +85,15 @@ export class Pretrainer {
       resumedFrom = st.step;
     } else {
       this.totalSteps = this.opts.totalSteps ?? (this.opts.minutes ? await this.calibrate(this.opts.minutes) : Math.round(this.config.epochs * this.itersPerEpoch));
-      this.config = withEpochs(this.config, this.totalSteps / this.itersPerEpoch);
-      this.model = new IBOTModel(this.config.model, this.config.seed);
+      // The run's length is the schedules' horizon (and the loss's, through buildModel).
+      this.config = { ...this.config, epochs: this.totalSteps / this.itersPerEpoch };
+      this.model = buildModel(this.config);
     }
     const model = this.model;
     const cfg = this.config;
     const epochs = this.totalSteps / this.itersPerEpoch;
     const sched = {
-      lr: cosineSchedule({ base: scaledLr(cfg.lr, cfg.batchSize), final: cfg.minLr, epochs, itersPerEpoch: this.itersPerEpoch, warmupEpochs: cfg.warmupEpochs }),
+      lr: cosineSchedule({ base: scaledLr(cfg.lr, cfg.batchSize), final: cfg.minLr, epochs, itersPerEpoch: this.itersPerEpoch, warmupEpochs: epochsOf(cfg.warmupEpochs, epochs) }),
       wd: cosineSchedule({ base: cfg.weightDecay, final: cfg.weightDecayEnd, epochs, itersPerEpoch: this.itersPerEpoch }),
       momentum: cosineSchedule({ base: cfg.momentumTeacher, final: 1, epochs, itersPerEpoch: this.itersPerEpoch }),
     };
@@ -166,7 +168,7 @@ export class Pretrainer {
       await this.checkpoint();
       yield { type: 'checkpoint', step: this.step, dir: outDir };
     }
-    if (outDir && this.step === this.totalSteps) await exportTeacher(path.join(outDir, TEACHER_EXPORT), model);
+    if (outDir && this.step === this.totalSteps) await exportTeacher(path.join(outDir, TEACHER_EXPORT), model, resolveNormalize(cfg.crops.normalize, cfg.model.vit.inChans));
     yield { type: 'done', step: this.step, totalSteps: this.totalSteps, elapsedSec: this.elapsedSec, finished: this.step === this.totalSteps };
   }
 
@@ -193,7 +195,7 @@ export class Pretrainer {
 
   private async checkpoint(): Promise<void> {
     const dir = this.opts.outDir as string;
-    const state: Omit<CheckpointState<PretrainConfig>, 'version' | 'optimizerSteps'> = {
+    const state: Omit<CheckpointState, 'version' | 'optimizerSteps'> = {
       config: this.config,
       step: this.step,
       totalSteps: this.totalSteps,
@@ -207,7 +209,7 @@ export class Pretrainer {
 
   /** Time two full steps of a throwaway model and size the run to `minutes`. */
   private async calibrate(minutes: number): Promise<number> {
-    const probe = new IBOTModel(this.config.model, this.config.seed + 7);
+    const probe = buildModel(this.config, this.config.seed + 7);
     const rng = this.rng;
     this.rng = new Rng(this.config.seed + 7);
     try {

@@ -38,13 +38,20 @@ export function cosineSchedule(c: CosineScheduleConfig): Float64Array {
   return out;
 }
 
-/** iBOT's teacher temperature per epoch: linear warm-up then constant. */
-export function teacherTempSchedule(warmup: number, final: number, warmupEpochs: number, epochs: number): Float64Array {
+/**
+ * iBOT's teacher temperature per epoch: linear warm-up then constant. With
+ * `startEpoch` > 0 (the patch temperature when masked image modelling starts
+ * late) the warm-up value holds until then and the warm-up begins there.
+ */
+export function teacherTempSchedule(warmup: number, final: number, warmupEpochs: number, epochs: number, startEpoch = 0): Float64Array {
   // Runs sized in minutes end mid-epoch: the last, partial epoch gets its own entry.
   const n = Math.max(1, Math.ceil(epochs - 1e-9));
   const out = new Float64Array(n);
   const ramp = linspace(warmup, final, warmupEpochs);
-  for (let e = 0; e < n; e++) out[e] = e < warmupEpochs ? ramp[e] : final;
+  for (let e = 0; e < n; e++) {
+    const k = e - startEpoch;
+    out[e] = k < 0 ? warmup : k < warmupEpochs ? ramp[k] : final;
+  }
   return out;
 }
 

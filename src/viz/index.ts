@@ -17,4 +17,3 @@ export * from './tables';
 export * from './charts';
 export * from './html';
 export * from './notebook';
-export * from './session';

@@ -7,14 +7,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TensorMap, readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors';
-import { IBOTModel } from '../train/ibot';
+import { TensorMap, readSafetensors, writeFileAtomic, writeSafetensors } from '../io/safetensors';
+import { NormalizeConfig, resolveNormalize } from '../data/normalize';
+import { IBOTModel } from './ibot';
+import { PretrainConfig, buildModel, upgradeConfig } from './config';
 import { RngState } from '../util/rng';
 
-export interface CheckpointState<C = unknown> {
+export interface CheckpointState {
   /** Format version of this file. */
   version: 1;
-  config: C;
+  config: PretrainConfig;
   /** Optimizer steps done (= next step index). */
   step: number;
   /** Total steps of the schedules. */
@@ -53,10 +55,10 @@ export async function modelTensors(model: IBOTModel): Promise<TensorMap> {
   return out;
 }
 
-export async function saveCheckpoint<C>(dir: string, model: IBOTModel, state: Omit<CheckpointState<C>, 'version' | 'optimizerSteps'>): Promise<void> {
+export async function saveCheckpoint(dir: string, model: IBOTModel, state: Omit<CheckpointState, 'version' | 'optimizerSteps'>): Promise<void> {
   // Every tensor is read before anything is written, so the files on disk are from one step.
   const tensors = await modelTensors(model);
-  const full: CheckpointState<C> = { ...state, version: 1, optimizerSteps: (await model.optimizer.getState()).steps };
+  const full: CheckpointState = { ...state, version: 1, optimizerSteps: (await model.optimizer.getState()).steps };
   fs.mkdirSync(dir, { recursive: true });
   writeSafetensors(path.join(dir, CHECKPOINT_TENSORS), tensors, { format: 'ibotlab-checkpoint', step: String(state.step) });
   writeFileAtomic(path.join(dir, CHECKPOINT_STATE), JSON.stringify(full, null, 1));
@@ -66,22 +68,24 @@ export function hasCheckpoint(dir: string): boolean {
   return fs.existsSync(path.join(dir, CHECKPOINT_STATE)) && fs.existsSync(path.join(dir, CHECKPOINT_TENSORS));
 }
 
-export function readCheckpointState<C>(dir: string): CheckpointState<C> {
+/** The run state in `dir` (config in today's shape, whichever ibotlab wrote it). */
+export function readCheckpointState(dir: string): CheckpointState {
   const file = path.join(dir, CHECKPOINT_STATE);
   if (!fs.existsSync(file)) throw new Error(`no checkpoint in ${dir} (${CHECKPOINT_STATE} missing); train first with 'ibotlab pretrain --out ${dir}'`);
-  let st: CheckpointState<C>;
+  let st: CheckpointState;
   try {
     st = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new Error(`${file} is not valid JSON (${(e as Error).message}); the checkpoint is damaged`);
   }
   if (st.version !== 1) throw new Error(`${file}: unsupported checkpoint version ${String(st.version)}`);
-  return st;
+  if (!st.config || !st.config.model) throw new Error(`${file} has no model config; it was not written by 'ibotlab pretrain'`);
+  return { ...st, config: upgradeConfig(st.config) };
 }
 
 /** Load tensors into a model built from the checkpoint's config; returns the state. */
-export function loadCheckpoint<C>(dir: string, model: IBOTModel): CheckpointState<C> {
-  const st = readCheckpointState<C>(dir);
+export function loadCheckpoint(dir: string, model: IBOTModel): CheckpointState {
+  const st = readCheckpointState(dir);
   const { tensors } = readSafetensors(path.join(dir, CHECKPOINT_TENSORS));
   const src = path.join(dir, CHECKPOINT_TENSORS);
   model.student.backbone.params.loadTorch(tensors, { prefix: 'student.backbone.', strict: true, source: src });
@@ -104,7 +108,40 @@ export function loadCheckpoint<C>(dir: string, model: IBOTModel): CheckpointStat
   return st;
 }
 
-/** The teacher backbone alone, with timm/DINO names (what downstream users load). */
-export async function exportTeacher(file: string, model: IBOTModel): Promise<void> {
-  writeSafetensors(file, await model.teacher.backbone.params.toTorch(), { format: 'pt', source: 'ibotlab teacher backbone' });
+/** A finished or stopped run, loaded: the model pair as trained, its config and state. */
+export interface LoadedRun {
+  dir: string;
+  model: IBOTModel;
+  config: PretrainConfig;
+  state: CheckpointState;
+  /** Pixel normalisation the model was trained with (apply it before `forward`). */
+  normalize: NormalizeConfig | null;
+}
+
+/** Build the model a run folder describes and load its weights (dispose `model` when done). */
+export function loadRun(dir: string): LoadedRun {
+  const state = readCheckpointState(dir);
+  const model = buildModel(state.config);
+  try {
+    loadCheckpoint(dir, model);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const normalize = resolveNormalize(state.config.crops.normalize, state.config.model.vit.inChans);
+  return { dir, model, config: state.config, state, normalize };
+}
+
+/**
+ * The teacher backbone alone, with timm/DINO names (what downstream users
+ * load), and in the metadata what the weights cannot tell: the number of
+ * heads and the pixel normalisation.
+ */
+export async function exportTeacher(file: string, model: IBOTModel, normalize?: NormalizeConfig | null): Promise<void> {
+  const meta: Record<string, string> = { format: 'pt', source: 'ibotlab teacher backbone', num_heads: String(model.teacher.backbone.config.numHeads) };
+  if (normalize) {
+    meta.mean = JSON.stringify(normalize.mean);
+    meta.std = JSON.stringify(normalize.std);
+  }
+  writeSafetensors(file, await model.teacher.backbone.params.toTorch(), meta);
 }

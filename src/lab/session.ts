@@ -17,11 +17,10 @@
 import * as path from 'node:path';
 import { ImageDataset, subset } from '../data/dataset';
 import { loadEmbeddedFashionMnist, packageRoot } from '../data/registry';
-import { PretrainConfig, pretrainPreset, withEpochs } from '../train/presets';
+import { PretrainConfig } from '../train/config';
+import { pretrainPreset } from '../train/presets';
 import { PretrainEvent, Pretrainer } from '../train/pretrain';
-import { IBOTModel } from '../train/ibot';
-import { CheckpointState, hasCheckpoint, loadCheckpoint, readCheckpointState } from '../io/checkpoint';
-import { NormalizeConfig, resolveNormalize } from '../augment/multicrop';
+import { LoadedRun, hasCheckpoint, loadRun, readCheckpointState } from '../train/checkpoint';
 
 export interface NotebookSettings {
   /** IBOTLAB_QUICK=1: shrink everything to a smoke run of a minute or two. */
@@ -77,24 +76,12 @@ export function notebookData(s: NotebookSettings): { train: ImageDataset; test: 
 }
 
 /**
- * The notebooks' recipe. Full: the `fashion-mnist` preset (ViT of 4 blocks ×
- * 128 on 7 px patches, 256 prototypes). Quick: the same recipe on a 2-block
- * width-64 ViT — seconds per epoch.
+ * The notebooks' recipe: the `fashion-mnist` preset in full mode (ViT of 4
+ * blocks × 128 on 7 px patches, 256 prototypes), `fashion-mnist-quick` in
+ * quick mode (the same recipe on a 2-block width-64 ViT — seconds per epoch).
  */
 export function notebookPretrainConfig(quick: boolean): PretrainConfig {
-  if (!quick) return pretrainPreset('fashion-mnist');
-  const base = pretrainPreset('fashion-mnist', { epochs: 2, batchSize: 32 });
-  const cfg: PretrainConfig = {
-    ...base,
-    preset: 'fashion-mnist (notebook quick)',
-    model: {
-      ...base.model,
-      vit: { ...base.model.vit, embedDim: 64, depth: 2, numHeads: 4 },
-      freezeLastLayerEpochs: 0.25,
-    },
-    warmupEpochs: 0.25,
-  };
-  return withEpochs(cfg, cfg.epochs);
+  return pretrainPreset(quick ? 'fashion-mnist-quick' : 'fashion-mnist');
 }
 
 /** A Pretrainer for the notebooks' shared run (resumes a partial run in `pretrainDir`). */
@@ -110,28 +97,6 @@ export function notebookPretrainer(s: NotebookSettings, train: ImageDataset, opt
   });
 }
 
-export interface Pretrained {
-  model: IBOTModel;
-  config: PretrainConfig;
-  state: CheckpointState<PretrainConfig>;
-  dir: string;
-  /** Pixel normalisation the model was trained with (apply it before `forward`). */
-  normalize: NormalizeConfig | null;
-}
-
-/** Build the model a checkpoint folder describes and load its weights. */
-export function loadPretrained(dir: string): Pretrained {
-  const st = readCheckpointState<PretrainConfig>(dir);
-  const model = new IBOTModel(st.config.model, st.config.seed);
-  try {
-    loadCheckpoint(dir, model);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return { model, config: st.config, state: st, dir, normalize: resolveNormalize(st.config.crops.normalize, st.config.model.vit.inChans) };
-}
-
 export interface EnsureOptions {
   /** Called with every pretraining event when a run has to be trained here (e.g. `LiveTrainingCurves.push`). */
   onEvent?: (ev: PretrainEvent) => void | Promise<void>;
@@ -144,15 +109,15 @@ export interface EnsureOptions {
  * there, otherwise trained now (quick or full recipe, as 01-pretraining would)
  * and then loaded.
  */
-export async function ensurePretrained(s: NotebookSettings, opts: EnsureOptions = {}): Promise<Pretrained> {
+export async function ensurePretrained(s: NotebookSettings, opts: EnsureOptions = {}): Promise<LoadedRun> {
   const log = opts.log ?? ((line: string) => console.log(line));
   if (hasCheckpoint(s.pretrainDir)) {
-    const st = readCheckpointState<PretrainConfig>(s.pretrainDir);
+    const st = readCheckpointState(s.pretrainDir);
     log(
       `using the checkpoint in ${path.relative(s.root, s.pretrainDir) || s.pretrainDir}: step ${st.step}/${st.totalSteps}` +
         (st.step < st.totalSteps ? ' (unfinished: run 01-pretraining to complete it)' : ''),
     );
-    return loadPretrained(s.pretrainDir);
+    return loadRun(s.pretrainDir);
   }
   log(
     `no checkpoint in ${path.relative(s.root, s.pretrainDir) || s.pretrainDir}: training one now ` +
@@ -173,5 +138,5 @@ export async function ensurePretrained(s: NotebookSettings, opts: EnsureOptions 
   } finally {
     trainer.dispose();
   }
-  return loadPretrained(s.pretrainDir);
+  return loadRun(s.pretrainDir);
 }

@@ -1,5 +1,5 @@
 /**
- * Checks of the eval module against reference fixtures computed by an
+ * Checks of the evaluation code against reference fixtures computed by an
  * independent PyTorch / scikit-learn implementation (`knn.json`,
  * `cluster_metrics.json`; format in the fixtures' README). Each function
  * takes the parsed JSON and returns one entry per case; the CLI's
@@ -7,43 +7,14 @@
  * backend, so set one first.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { knnClassify, type KnnResult } from './knn';
-import { ari, fmi, hungarianAccuracy, nmi, purity } from './metrics';
+import { knnClassify, type KnnResult } from '../eval/knn';
+import { ari, fmi, hungarianAccuracy, nmi, purity } from '../eval/metrics';
+import { Comparer, type Comparison } from './compare';
 
-export interface ReferenceCheck {
+/** One case of a fixture: its name, the errors against the expected values, and what failed. */
+export interface ReferenceCheck extends Comparison {
   name: string;
-  /** Largest |actual − expected| over the compared values. */
-  maxAbsErr: number;
-  /** Largest |actual − expected| / |expected| over values with |expected| > the absolute tolerance. */
-  maxRelErr: number;
-  passed: boolean;
   detail?: string;
-}
-
-/** float32 tolerances: a value passes when |a − e| ≤ abs + rel·|e| (numpy `allclose`). */
-export const REFERENCE_TOLERANCE = { rel: 1e-4, abs: 1e-5 } as const;
-
-class ErrStats {
-  maxAbs = 0;
-  maxRel = 0;
-  bad = 0;
-  firstBad = '';
-
-  add(actual: number, expected: number, where: string): void {
-    const abs = Math.abs(actual - expected);
-    const ok = abs <= REFERENCE_TOLERANCE.abs + REFERENCE_TOLERANCE.rel * Math.abs(expected);
-    // NaN compares false everywhere; count it as an error explicitly.
-    if (!ok || Number.isNaN(abs)) {
-      this.bad++;
-      if (!this.firstBad) this.firstBad = `${where}: got ${actual}, expected ${expected}`;
-    }
-    if (!Number.isNaN(abs)) {
-      this.maxAbs = Math.max(this.maxAbs, abs);
-      if (Math.abs(expected) > REFERENCE_TOLERANCE.abs) this.maxRel = Math.max(this.maxRel, abs / Math.abs(expected));
-    } else {
-      this.maxAbs = Infinity;
-    }
-  }
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -90,11 +61,8 @@ function failed(name: string, e: unknown): ReferenceCheck {
   return { name, maxAbsErr: Infinity, maxRelErr: Infinity, passed: false, detail: e instanceof Error ? e.message : String(e) };
 }
 
-function result(name: string, s: ErrStats, problems: string[]): ReferenceCheck {
-  if (s.bad > 0) problems.unshift(`${s.bad} value(s) outside tolerance, first ${s.firstBad}`);
-  const out: ReferenceCheck = { name, maxAbsErr: s.maxAbs, maxRelErr: s.maxRel, passed: problems.length === 0 };
-  if (problems.length) out.detail = problems.join('; ');
-  return out;
+function result(name: string, s: Comparer, problems: string[]): ReferenceCheck {
+  return { name, ...s.result(problems) };
 }
 
 const KNN_EXPECTED = new Set(['predictions', 'votes', 'top1', 'top5']);
@@ -122,7 +90,7 @@ async function checkKnnCase(c: unknown, name: string): Promise<ReferenceCheck> {
     testT.dispose();
   }
 
-  const s = new ErrStats();
+  const s = new Comparer();
   const problems: string[] = [];
   const unknown = Object.keys(exp).filter((key) => !KNN_EXPECTED.has(key));
   if (unknown.length) problems.push(`unchecked expected field(s): ${unknown.join(', ')}`);
@@ -179,7 +147,7 @@ function checkClusterCase(c: unknown, name: string): ReferenceCheck {
   const clusters = numArray(c.clusters, 'clusters');
   const exp = c.expected;
   if (!isRecord(exp)) throw new Error('expected must be an object');
-  const s = new ErrStats();
+  const s = new Comparer();
   const problems: string[] = [];
   for (const [key, value] of Object.entries(exp)) {
     const f = CLUSTER_METRICS[key];

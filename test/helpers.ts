@@ -1,0 +1,67 @@
+/** What the tests share: backend setup, finite differences, the reference fixtures, synthetic blobs. */
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/backend';
+import { Rng } from '../src/util/rng';
+
+/** The library's own backend selection (wasm in CI), quiet. */
+export async function setup(): Promise<typeof tf> {
+  await initBackend({ quiet: true });
+  return tf;
+}
+
+/** Directional finite-difference check: returns |fd − analytic| / max(|fd|, |analytic|, 1e-3). */
+export function fdDirectional(
+  f: (x: tf.Tensor) => tf.Scalar,
+  x: tf.Tensor,
+  grad: tf.Tensor,
+  seed: number,
+  eps = 1e-2,
+): { fd: number; analytic: number; relErr: number } {
+  return tf.tidy(() => {
+    const u = tf.randomNormal(x.shape, 0, 1, 'float32', seed);
+    // float64 isn't available; central differences with a moderate step keep float32 noise small.
+    const fp = f(tf.add(x, tf.mul(u, eps))).dataSync()[0];
+    const fm = f(tf.sub(x, tf.mul(u, eps))).dataSync()[0];
+    const fd = (fp - fm) / (2 * eps);
+    const analytic = tf.sum(tf.mul(grad, u)).dataSync()[0];
+    return { fd, analytic, relErr: Math.abs(fd - analytic) / Math.max(Math.abs(fd), Math.abs(analytic), 1e-3) };
+  });
+}
+
+/**
+ * The reference fixtures (numbers from an independent PyTorch / scikit-learn
+ * implementation), kept in the repository so every check runs anywhere.
+ * Compiled tests live in dist/test, so the path goes back to the sources.
+ */
+export const REFERENCE_DIR = path.resolve(__dirname, '..', '..', 'test', 'fixtures', 'reference');
+
+/** The project's shared fixture folder (the same fixtures and, on some machines, more), when present. */
+export const SHARED_REFERENCE_DIR = path.resolve(__dirname, '..', '..', '..', 'shared', 'reference');
+
+/** k class centres in `dim` dimensions: uniform in [−sep, sep], Gaussian with scale `sep`, or unit vectors. */
+export function blobCentres(rng: Rng, k: number, dim: number, kind: 'uniform' | 'normal' | 'unit', sep = 1): number[][] {
+  return Array.from({ length: k }, () => {
+    if (kind === 'uniform') return Array.from({ length: dim }, () => rng.uniform(-sep, sep));
+    const v = Array.from({ length: dim }, () => rng.normal());
+    if (kind === 'normal') return v.map((x) => sep * x);
+    const norm = Math.hypot(...v);
+    return v.map((x) => x / norm);
+  });
+}
+
+/**
+ * Gaussian blobs: `perClass` points around each centre with noise `noise`,
+ * interleaved by class so that cluster ids cannot simply follow row order.
+ */
+export function blobs(rng: Rng, centres: number[][], perClass: number, noise: number): { rows: number[][]; labels: number[]; centres: number[][] } {
+  const k = centres.length;
+  const rows: number[][] = [];
+  const labels: number[] = [];
+  for (let i = 0; i < k * perClass; i++) {
+    const c = i % k;
+    rows.push(centres[c].map((x) => x + noise * rng.normal()));
+    labels.push(c);
+  }
+  return { rows, labels, centres };
+}
