@@ -6,7 +6,9 @@
  * (TypeScript) kernel, find a headless Chromium.
  *
  *   node scripts/jupyter.js           register the kernel project-locally (.cache/jupyter, used via JUPYTER_PATH)
- *   node scripts/jupyter.js --user    register it in the user's Jupyter data dir (Binder, or to use it from any Jupyter)
+ *   node scripts/jupyter.js --user    register it in the user's Jupyter data dir (to use it from any Jupyter)
+ *   node scripts/jupyter.js --sys-prefix  register it under the Python environment's prefix (Binder: a hub
+ *                                     that mounts a persistent home over ~/.local still finds it there)
  *   node scripts/jupyter.js --check   report which tools are present
  */
 'use strict';
@@ -78,6 +80,19 @@ function userDataDir(python) {
   return path.join(os.homedir(), '.local', 'share', 'jupyter');
 }
 
+/**
+ * `<prefix>/share/jupyter` of the Python environment Jupyter runs in (Jupyter always searches it):
+ * $IBOTLAB_JUPYTER_PREFIX, else that Python's sys.prefix (the conda prefix on Binder).
+ */
+function sysPrefixDataDir(python) {
+  if (process.env.IBOTLAB_JUPYTER_PREFIX) return path.join(process.env.IBOTLAB_JUPYTER_PREFIX, 'share', 'jupyter');
+  for (const p of [python, 'python3', '/usr/bin/python3'].filter((x) => !!x)) {
+    const prefix = pyOut(p, 'import sys; print(sys.prefix)');
+    if (prefix) return path.join(prefix, 'share', 'jupyter');
+  }
+  throw new Error('no Python found to read sys.prefix from; set IBOTLAB_JUPYTER_PREFIX');
+}
+
 /** Environment for Jupyter processes that see the project-local kernel (prepended to any JUPYTER_PATH). */
 function jupyterEnv(extra = {}) {
   const prev = process.env.JUPYTER_PATH;
@@ -117,6 +132,7 @@ module.exports = {
   installKernel,
   findPython,
   userDataDir,
+  sysPrefixDataDir,
   jupyterEnv,
   findChromium,
   findFrontEnd,
@@ -133,7 +149,7 @@ if (require.main === module) {
     console.log(`chromium:                     ${chrome ?? `missing — ${CHROMIUM_APT}`}`);
     process.exit(py && chrome ? 0 : 1);
   }
-  const dataDir = args.includes('--user') ? userDataDir(findPython()) : LOCAL_JUPYTER;
+  const dataDir = args.includes('--sys-prefix') ? sysPrefixDataDir(findPython()) : args.includes('--user') ? userDataDir(findPython()) : LOCAL_JUPYTER;
   const file = installKernel(dataDir);
   console.log(`tslab kernel registered: ${file}`);
 }

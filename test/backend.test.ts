@@ -15,7 +15,7 @@ import {
   measureMatMulPeak,
   selectBackend,
 } from '../src/backend';
-import { cudaGpuVisible, isResolvable, nodeHost, tryLoad } from '../src/backend/host';
+import { cudaGpuVisible, gpuDevices, isResolvable, nodeHost, tryLoad } from '../src/backend/host';
 import { TFJS_NODE, TFJS_NODE_GPU, TFJS_WASM, TFJS_WEBGPU, WEBGPU_DAWN } from '../src/backend/install';
 
 const CORES = Math.max(1, os.cpus().length);
@@ -180,6 +180,28 @@ describe('webgpu detection (with a stand-in for the webgpu package)', () => {
       assert.equal(typeof g.navigator?.gpu?.requestAdapter, 'function');
       assert.deepEqual(g.GPUBufferUsage, { MAP_READ: 1 });
     }));
+
+  it("'auto' does not probe Dawn where no GPU device node exists; forcing webgpu still does", () =>
+    withGlobalsRestored(async () => {
+      let probed = 0;
+      const dawn = { [WEBGPU_DAWN]: { create: () => ({ requestAdapter: async () => ((probed += 1), null) }) }, [TFJS_WEBGPU]: {} };
+      const host = { ...fakeHost({ fake: dawn }), gpuDevices: () => [] as string[] };
+      const info = await selectBackend({ quiet: true }, host);
+      assert.equal(info.name, 'wasm');
+      assert.match(info.reasons[2], /^webgpu: no GPU device visible/);
+      assert.equal(probed, 0);
+      await assert.rejects(selectBackend({ backend: 'webgpu', quiet: true }, host), /no WebGPU adapter/);
+      assert.equal(probed, 1);
+      const withGpu = { ...fakeHost({ fake: dawn }), gpuDevices: () => ['/dev/dri/renderD128'] };
+      await selectBackend({ quiet: true }, withGpu);
+      assert.equal(probed, 2);
+    }));
+
+  it('gpuDevices lists render nodes, NVIDIA devices and WSL\'s dxg, nothing else', async () => {
+    const fakeDev: Record<string, string[]> = { '/dev/dri': ['card0', 'renderD128'], '/dev': ['nvidia0', 'nvidiactl', 'null', 'dxg'] };
+    assert.deepEqual(gpuDevices((d) => fakeDev[d] ?? []), ['/dev/dri/renderD128', '/dev/nvidia0', '/dev/dxg']);
+    assert.deepEqual(gpuDevices(() => { throw new Error('ENOENT'); }), []);
+  });
 
   it("'auto' passes over a software adapter (llvmpipe is slower than wasm)", () =>
     withGlobalsRestored(async () => {

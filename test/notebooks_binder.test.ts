@@ -17,7 +17,7 @@ const BINDER = path.join(ROOT, 'binder');
 
 describe('binder', () => {
   it('has the repo2docker files, with Node 20 pinned', async () => {
-    for (const f of ['environment.yml', 'apt.txt', 'postBuild']) assert.ok(fs.existsSync(path.join(BINDER, f)), `binder/${f} is missing`);
+    for (const f of ['environment.yml', 'apt.txt', 'postBuild', 'start']) assert.ok(fs.existsSync(path.join(BINDER, f)), `binder/${f} is missing`);
     const env = fs.readFileSync(path.join(BINDER, 'environment.yml'), 'utf8');
     assert.match(env, /^\s*-\s*nodejs\s*=\s*20\b/m);
     assert.match(env, /conda-forge/);
@@ -26,13 +26,23 @@ describe('binder', () => {
       const pkg = line.split('#')[0].trim();
       if (pkg) assert.match(pkg, /^[a-z0-9.+-]+$/);
     }
-    const mode = fs.statSync(path.join(BINDER, 'postBuild')).mode;
-    assert.ok(mode & 0o100, 'binder/postBuild must be executable (repo2docker runs it directly)');
-    const syntax = spawnSync('bash', ['-n', path.join(BINDER, 'postBuild')], { encoding: 'utf8' });
-    assert.equal(syntax.status, 0, syntax.stderr);
+    for (const f of ['postBuild', 'start']) {
+      const mode = fs.statSync(path.join(BINDER, f)).mode;
+      assert.ok(mode & 0o100, `binder/${f} must be executable (repo2docker runs it directly)`);
+      const syntax = spawnSync('bash', ['-n', path.join(BINDER, f)], { encoding: 'utf8' });
+      assert.equal(syntax.status, 0, syntax.stderr);
+    }
   });
 
-  it('postBuild runs cleanly in a fresh copy: npm ci, build, then registers the tslab kernel', async () => {
+  it('start runs the session on wasm, the backend CI tests, unless told otherwise', async () => {
+    const show = ['-c', 'echo "$IBOTLAB_BACKEND"'];
+    const env = { ...process.env };
+    delete env.IBOTLAB_BACKEND;
+    assert.equal(spawnSync(path.join(BINDER, 'start'), ['bash', ...show], { encoding: 'utf8', env }).stdout.trim(), 'wasm');
+    assert.equal(spawnSync(path.join(BINDER, 'start'), ['bash', ...show], { encoding: 'utf8', env: { ...env, IBOTLAB_BACKEND: 'cpu' } }).stdout.trim(), 'cpu');
+  });
+
+  it('postBuild runs cleanly in a fresh copy: npm ci without install scripts, one build, the kernel under the environment prefix', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-binder-'));
     try {
       const repo = path.join(tmp, 'repo');
@@ -46,14 +56,16 @@ describe('binder', () => {
       fs.mkdirSync(bin);
       const calls = path.join(tmp, 'npm-calls.txt');
       fs.writeFileSync(path.join(bin, 'npm'), `#!/usr/bin/env bash\necho "$*" >> ${JSON.stringify(calls)}\n`, { mode: 0o755 });
-      const data = path.join(tmp, 'jupyter-data');
+      const prefix = path.join(tmp, 'conda');
+      const data = path.join(prefix, 'share', 'jupyter');
       const r = spawnSync(path.join(repo, 'binder', 'postBuild'), [], {
         cwd: repo,
         encoding: 'utf8',
-        env: { ...process.env, PATH: `${bin}${path.delimiter}${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}`, JUPYTER_DATA_DIR: data },
+        env: { ...process.env, PATH: `${bin}${path.delimiter}${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}`, IBOTLAB_JUPYTER_PREFIX: prefix },
       });
       assert.equal(r.status, 0, `postBuild failed:\n${r.stdout}\n${r.stderr}`);
-      assert.deepEqual(fs.readFileSync(calls, 'utf8').trim().split('\n'), ['ci --no-audit --no-fund', 'run build']);
+      // No install scripts (no libtensorflow download, no `prepare` build), then exactly one build.
+      assert.deepEqual(fs.readFileSync(calls, 'utf8').trim().split('\n'), ['ci --ignore-scripts --no-audit --no-fund', 'run build']);
       const specFile = path.join(data, 'kernels', 'tslab', 'kernel.json');
       const spec = JSON.parse(fs.readFileSync(specFile, 'utf8')) as { argv: string[]; language: string };
       assert.equal(spec.language, 'typescript');
@@ -66,7 +78,8 @@ describe('binder', () => {
       if (py) {
         const found = spawnSync(py, ['-c', 'from jupyter_client.kernelspec import KernelSpecManager as K; import json; print(json.dumps(K().find_kernel_specs()))'], {
           encoding: 'utf8',
-          env: { ...process.env, JUPYTER_DATA_DIR: data, JUPYTER_PATH: '' },
+          // Jupyter searches <sys.prefix>/share/jupyter itself; JUPYTER_PATH stands in for that prefix here.
+          env: { ...process.env, JUPYTER_DATA_DIR: path.join(tmp, 'empty-home'), JUPYTER_PATH: data },
         });
         assert.equal(found.status, 0, found.stderr);
         const specs = JSON.parse(found.stdout) as Record<string, string>;

@@ -47,9 +47,10 @@ export const LUMA_WEIGHTS = [0.299, 0.587, 0.114];
 export function rgbToGrayscale(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
     if (x.shape[3] === 1) return x.clone();
-    const [B, H, W] = x.shape;
-    const flat = tf.matMul(tf.reshape(x, [B * H * W, 3]), tf.tensor2d(LUMA_WEIGHTS, [3, 1]));
-    return tf.reshape(flat, [B, H, W, 1]) as tf.Tensor4D;
+    // A weighted sum over the channel axis rather than a [B·H·W, 3]×[3, 1] matMul: element-wise ops
+    // dispatch over a flat index on a GPU, where a matMul with millions of rows exceeds WebGPU's
+    // 65,535 workgroups per grid dimension (two 224 px crops of a batch of 64 already do).
+    return tf.sum(tf.mul(x, tf.tensor1d(LUMA_WEIGHTS)), 3, true) as tf.Tensor4D;
   });
 }
 
@@ -105,16 +106,14 @@ export function adjustSaturation(x: tf.Tensor4D, factors: number[]): tf.Tensor4D
 export function adjustHue(x: tf.Tensor4D, shifts: number[]): tf.Tensor4D {
   return tf.tidy(() => {
     if (x.shape[3] === 1) return x.clone();
-    const [B, H, W] = x.shape;
     const maxc = tf.max(x, 3, true);
     const range = tf.sub(maxc, tf.min(x, 3, true));
     // Grey pixels (range 0) keep range 0 below, so any hue works for them.
     const safeRange = tf.add(range, tf.cast(tf.equal(range, 0), 'float32'));
     // Columns: g - b, b - r, r - g.
-    const diffs = tf.reshape(
-      tf.matMul(tf.reshape(x, [B * H * W, 3]), tf.tensor2d([0, -1, 1, 1, 0, -1, -1, 1, 0], [3, 3])),
-      [B, H, W, 3],
-    );
+    // Element-wise, not as a [B·H·W, 3]×[3, 3] matMul: see rgbToGrayscale.
+    const [r, g, b] = tf.split(x, 3, 3);
+    const diffs = tf.concat([tf.sub(g, b), tf.sub(b, r), tf.sub(r, g)], 3);
     const candidates = tf.add(tf.div(diffs, safeRange), tf.tensor1d([0, 2, 4]));
     const isMax = tf.cast(tf.oneHot(tf.argMax(x, 3), 3), 'float32');
     const h6 = tf.sum(tf.mul(candidates, isMax), 3, true);

@@ -19,6 +19,11 @@ export interface BackendHost {
   cudaGpuVisible(): boolean;
   /** Where warnings and the informational line go (one line per call, no trailing newline). */
   warn(line: string): void;
+  /**
+   * Linux: the GPU device nodes a driver could use (/dev/dri/renderD*, /dev/nvidia*, WSL's /dev/dxg);
+   * absent where the platform has none to list (macOS, Windows) or for stand-in hosts in tests.
+   */
+  gpuDevices?(): string[];
 }
 
 export type LoadResult =
@@ -82,5 +87,20 @@ export function nodeHost(): BackendHost {
     warn: (line) => {
       process.stderr.write(`${line}\n`);
     },
+    gpuDevices: process.platform === 'linux' ? () => gpuDevices() : undefined,
   };
+}
+
+/** GPU device nodes under /dev that a hardware WebGPU adapter would need on Linux. */
+export function gpuDevices(listDir: (dir: string) => string[] = (dir) => fs.readdirSync(dir)): string[] {
+  const list = (dir: string, re: RegExp): string[] => {
+    try {
+      return listDir(dir)
+        .filter((f) => re.test(f))
+        .map((f) => `${dir}/${f}`);
+    } catch {
+      return [];
+    }
+  };
+  return [...list('/dev/dri', /^renderD\d+$/), ...list('/dev', /^(nvidia\d+|dxg)$/)];
 }

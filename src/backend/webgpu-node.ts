@@ -43,6 +43,12 @@ export async function initWebgpu(host: BackendHost, acceptSoftware: boolean): Pr
   const missing = [TFJS_WEBGPU, WEBGPU_DAWN].filter((id) => !isResolvable(host, id));
   if (missing.length > 0) return { ok: false, missing, reason: `${missing.join(' and ')} not installed` };
 
+  // Probing Dawn costs a few hundred ms, and on a software driver it prints warnings about its
+  // limits. Without a GPU device node no hardware adapter can exist, so 'auto' need not ask.
+  const devices = host.gpuDevices?.();
+  if (!acceptSoftware && devices && devices.length === 0) {
+    return { ok: false, missing: [], reason: 'no GPU device visible (/dev/dri/renderD*, /dev/nvidia*), so no hardware adapter' };
+  }
   const dawn = tryLoad(host, WEBGPU_DAWN);
   if (!dawn.ok) return { ok: false, missing: [], reason: `${WEBGPU_DAWN} failed to load: ${dawn.message}` };
   const { create, globals } = dawn.module as DawnPackage;
