@@ -9,13 +9,21 @@
  * Shapes: ViT width 128, MLP 512, 64 images × 2 global crops × 50 tokens
  * (6400 rows) and 64 × 4 local crops × 10 tokens (2560 rows); head
  * 128→512→512→128 and 128→1024 prototypes. "fwd" is x·W + b (tf.fused.matMul,
- * as the forward dense layers call it), "dx" is dy·Wᵀ, "dW" is xᵀ·dy.
+ * as the forward dense layers call it), "fwd+gelu" is gelu(x·W + b), "dx" is
+ * dy·Wᵀ, "dW" is xᵀ·dy.
+ *
+ * Columns: `xnnpack` (our kernels for everything else, plain products on
+ * XNNPACK), `ours-simd` / `ours-relaxed` (our GEMM, plain / relaxed SIMD),
+ * all three computing each product as the layer code did before our GEMM
+ * took the dense products (explicit transposes, separate GELU); and `fused`
+ * (relaxed when available) as src/model/layers.ts computes it now: transpose
+ * flags read by the GEMM's packing, GELU in the GEMM's epilogue.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, describeBackend } from '../src/backend';
-import { registerWasmKernels, kernelsFor, WasmBackendLike, releaseKernels, relaxedSimd } from '../src/kernels';
+import { registerWasmKernels, kernelsFor, WasmBackendLike, releaseKernels, relaxedSimd, fusedDenseGelu, fusedGelu } from '../src/kernels';
 
-type Kind = 'fwd' | 'dx' | 'dW';
+type Kind = 'fwd' | 'fwd+gelu' | 'dx' | 'dW';
 interface Shape {
   name: string;
   kind: Kind;
@@ -37,6 +45,8 @@ const SHAPES: Shape[] = [
   { name: 'qkv-local', kind: 'fwd', M: LOCAL_ROWS, K: 128, N: 384 },
   { name: 'patch', kind: 'fwd', M: 6272, K: 16, N: 128 },
   { name: 'cls-head', kind: 'fwd', M: 256, K: 128, N: 512 },
+  { name: 'fc1', kind: 'fwd+gelu', M: ROWS, K: 128, N: 512 },
+  { name: 'head1', kind: 'fwd+gelu', M: ROWS, K: 512, N: 512 },
   { name: 'qkv', kind: 'dx', M: ROWS, K: 384, N: 128 },
   { name: 'fc1', kind: 'dx', M: ROWS, K: 512, N: 128 },
   { name: 'fc2', kind: 'dx', M: ROWS, K: 128, N: 512 },
@@ -75,7 +85,8 @@ interface Impl {
   name: string;
   /** Prepare for this implementation (kernel options). */
   select(): void;
-  run(s: Shape, ops: Operands): tf.Tensor;
+  /** The product, or undefined where this implementation has nothing different to show. */
+  run(s: Shape, ops: Operands): tf.Tensor | undefined;
 }
 
 interface Operands {
@@ -94,21 +105,34 @@ function operands(s: Shape): Operands {
   }));
 }
 
-/** The product as the model code computes it: explicit transposes, then a plain 2-D product. */
-function asModel(s: Shape, o: Operands): tf.Tensor {
+/** The product as the layer code computed it before our GEMM: explicit transposes, plain 2-D products, separate GELU. */
+function asBefore(s: Shape, o: Operands): tf.Tensor {
   return tf.tidy(() => {
     if (s.kind === 'fwd') return tf.fused.matMul({ a: o.a, b: o.b, bias: o.bias });
+    if (s.kind === 'fwd+gelu') return fusedGelu(tf.fused.matMul({ a: o.a, b: o.b, bias: o.bias }));
     if (s.kind === 'dx') return tf.matMul(o.a, tf.transpose(o.b));
     return tf.matMul(tf.transpose(o.a), o.b);
   });
 }
 
+/** As src/model/layers.ts computes it with our kernels: transpose flags, GELU in the epilogue. */
+function fused(s: Shape, o: Operands): tf.Tensor | undefined {
+  if (s.kind === 'fwd') return undefined;
+  return tf.tidy(() => {
+    if (s.kind === 'fwd+gelu') return fusedDenseGelu(o.a, o.b, o.bias).y;
+    if (s.kind === 'dx') return tf.matMul(o.a, o.b, false, true);
+    return tf.matMul(o.a, o.b, true, false);
+  });
+}
+
 function impls(threads: number | undefined): Impl[] {
+  const best = relaxedSimd().available ? 'relaxed' : 'plain';
   const list: Impl[] = [
-    { name: 'xnnpack', select: () => registerWasmKernels({ threads, plain2d: false, simd: 'plain' }), run: asModel },
-    { name: 'ours-simd', select: () => registerWasmKernels({ threads, plain2d: true, simd: 'plain' }), run: asModel },
+    { name: 'xnnpack', select: () => registerWasmKernels({ threads, plain2d: false, simd: best }), run: asBefore },
+    { name: 'ours-simd', select: () => registerWasmKernels({ threads, plain2d: true, simd: 'plain' }), run: asBefore },
   ];
-  if (relaxedSimd().available) list.push({ name: 'ours-relaxed', select: () => registerWasmKernels({ threads, plain2d: true, simd: 'relaxed' }), run: asModel });
+  if (best === 'relaxed') list.push({ name: 'ours-relaxed', select: () => registerWasmKernels({ threads, plain2d: true, simd: 'relaxed' }), run: asBefore });
+  list.push({ name: 'fused', select: () => registerWasmKernels({ threads, plain2d: true, simd: best }), run: fused });
   return list;
 }
 
@@ -118,13 +142,14 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
 };
 
-/** Milliseconds of one call, the median of a few back-to-back calls. */
-function timeCall(f: () => tf.Tensor, calls: number): number {
+/** Milliseconds of one call, the median of a few back-to-back calls (NaN when the implementation has none). */
+function timeCall(f: () => tf.Tensor | undefined, calls: number): number {
   const ts: number[] = [];
   for (let i = 0; i < calls; i++) {
     const t0 = performance.now();
     // The wasm backend computes synchronously: no read-back needed (it would time a copy of C).
     const r = f();
+    if (!r) return NaN;
     ts.push(performance.now() - t0);
     r.dispose();
   }
@@ -140,6 +165,7 @@ async function main(): Promise<void> {
   const k = kernelsFor(tf.backend() as unknown as WasmBackendLike);
   const rs = relaxedSimd();
   console.log(`dense products of the bench step — ${describeBackend(info)}; our kernels: ${k.parts} thread(s); relaxed SIMD ${rs.available ? `available, multiply-add ${rs.fused ? 'fused (FMA)' : 'not fused'}` : 'unavailable'}; Node ${process.version}`);
+  console.log('GELU rows count only the product\'s FLOPs (the GELU is part of the time).');
   console.log(`GFLOP/s of the fastest of ${args.reps} interleaved rounds (each round: median of 3 calls per implementation; the fastest is the closest estimate of an unloaded machine)`);
   console.log(`${'shape'.padEnd(16)} ${'M×K×N'.padEnd(16)} ${list.map((i) => i.name.padStart(12)).join(' ')}   best ours/xnnpack`);
   const shapes = SHAPES.filter((s) => !args.only || s.name === args.only || `${s.kind}:${s.name}` === args.only);
@@ -159,7 +185,9 @@ async function main(): Promise<void> {
     }
     const gf = ms.map((m) => flops / Math.min(...m) / 1e6);
     const label = `${s.kind}:${s.name}`;
-    console.log(`${label.padEnd(16)} ${`${s.M}×${s.K}×${s.N}`.padEnd(16)} ${gf.map((g) => g.toFixed(1).padStart(12)).join(' ')}   ${(Math.max(...gf.slice(1)) / gf[0]).toFixed(2)}`);
+    const ours = Math.max(...gf.slice(1).filter((g) => !Number.isNaN(g)));
+    const cells = gf.map((g) => (Number.isNaN(g) ? '–' : g.toFixed(1)).padStart(12)).join(' ');
+    console.log(`${label.padEnd(16)} ${`${s.M}×${s.K}×${s.N}`.padEnd(16)} ${cells}   ${(ours / gf[0]).toFixed(2)}`);
     tf.dispose([o.a, o.b, o.bias]);
   }
   releaseKernels(tf.backend() as unknown as WasmBackendLike);

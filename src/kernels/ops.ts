@@ -27,6 +27,15 @@ export function hasFusedKernels(): boolean {
   return tf.getKernel(KERNEL_NAMES.gelu, backend) !== undefined;
 }
 
+/**
+ * Dense layer then exact GELU from one GEMM: returns h = x·W + b (kept for
+ * the backward pass) and y = gelu(h).
+ */
+export function fusedDenseGelu(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): { h: tf.Tensor2D; y: tf.Tensor2D } {
+  const [h, y] = tf.engine().runKernel(KERNEL_NAMES.denseGelu, { x, w, bias: b }) as tf.Tensor[];
+  return { h: h as tf.Tensor2D, y: y as tf.Tensor2D };
+}
+
 /** Exact GELU x·Φ(x), one kernel. */
 export function fusedGelu<R extends tf.Tensor>(x: R): R {
   return tf.engine().runKernel(KERNEL_NAMES.gelu, { x }) as R;

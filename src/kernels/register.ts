@@ -32,6 +32,7 @@ type TensorInfo = { dataId: object; shape: number[]; dtype: string };
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
 
 export const KERNEL_NAMES = {
+  denseGelu: 'IbotDenseGelu',
   gelu: 'IbotGelu',
   geluGrad: 'IbotGeluGrad',
   attention: 'IbotAttention',
@@ -213,6 +214,34 @@ function fusedMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
     c: pc, M, N, K, bias: pbias, g: 0,
   }, parts));
   return out;
+}
+
+/**
+ * IbotDenseGelu: h = x·W + b and y = gelu(h) from one GEMM whose epilogue
+ * runs the GELU on each block of rows while it is still in cache (saves the
+ * separate GELU kernel's pass over h). x [M, K], W [K, N], b [N]; outputs
+ * [h, y], h being what the GELU backward needs.
+ */
+function denseGelu(args: KernelArgs): TensorInfo[] {
+  const { x, w, bias } = args.inputs;
+  checkFloat(KERNEL_NAMES.denseGelu, x, w, bias);
+  if (x.shape.length !== 2 || w.shape.length !== 2 || x.shape[1] !== w.shape[0] || prod(bias.shape) !== w.shape[1]) {
+    throw new Error(`${KERNEL_NAMES.denseGelu}: x [M, K], W [K, N] and b [N] do not fit: [${x.shape}], [${w.shape}], [${bias.shape}]`);
+  }
+  const [M, K] = x.shape;
+  const N = w.shape[1];
+  const backend = args.backend as WasmBackendLike;
+  const h = backend.makeOutput([M, N], 'float32');
+  const y = backend.makeOutput([M, N], 'float32');
+  if (M * N > 0) {
+    const k = kernelsFor(backend);
+    const parts = 2 * M * N * K < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+    k.run(productJobs(k, {
+      a: k.offset(x.dataId), sAm: K * 4, sAk: 4, b: k.offset(w.dataId), sBk: N * 4, sBn: 4,
+      c: k.offset(h.dataId), M, N, K, bias: k.offset(bias.dataId), g: k.offset(y.dataId),
+    }, parts));
+  }
+  return [h, y];
 }
 
 /** Drop size-1 axes and merge axes that stay adjacent and in order under the permutation. */
@@ -464,6 +493,7 @@ const OVERRIDES: Record<string, OurKernel> = {
   Identity: identity,
 };
 const NEW_KERNELS: Record<string, OurKernel> = {
+  [KERNEL_NAMES.denseGelu]: denseGelu,
   [KERNEL_NAMES.gelu]: gelu,
   [KERNEL_NAMES.geluGrad]: geluGrad,
   [KERNEL_NAMES.attention]: attention,
