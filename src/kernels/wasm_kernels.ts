@@ -133,16 +133,20 @@ export function instantiateKernels(memory: WebAssembly.Memory, simd: SimdChoice 
 /** A kernel call: export name and its arguments. */
 export type Job = [OpName, number[]];
 
+/** Most threads our kernels use (a call is cut into at most MAX_CHUNKS chunks, a few per thread). */
+export const MAX_KERNEL_THREADS = MAX_CHUNKS / 2;
+
 /**
  * Threads our kernels may use: env IBOTLAB_KERNEL_THREADS, else the number of
- * logical cores (capped at 8). Only a shared (threaded-build) memory allows
- * more than one.
+ * logical cores. Unlike tfjs-wasm's own pool (8 threads at most, see
+ * src/backend/wasm-node.ts) ours is not capped below the machine's core
+ * count. Only a shared (threaded-build) memory allows more than one.
  */
 export function defaultKernelThreads(): number {
   const env = Number(process.env.IBOTLAB_KERNEL_THREADS);
-  if (Number.isInteger(env) && env >= 1) return Math.min(env, 16);
+  if (Number.isInteger(env) && env >= 1) return Math.min(env, MAX_KERNEL_THREADS);
   const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(8, n));
+  return Math.max(1, Math.min(MAX_KERNEL_THREADS, n));
 }
 
 export class WasmKernels {
@@ -170,6 +174,7 @@ export class WasmKernels {
     const module = new WebAssembly.Module(moduleBytes(this.shared, this.relaxed));
     const instance = new WebAssembly.Instance(module, { env: { memory: mem } });
     this.exports = instance.exports as unknown as KernelExports;
+    threads = Math.min(threads, MAX_KERNEL_THREADS);
     this.pool = this.shared && threads > 1 ? new KernelPool(threads - 1, module, mem) : undefined;
     this.parts = 1 + (this.pool?.size ?? 0);
     this.chunks = this.parts === 1 ? 1 : Math.min(MAX_CHUNKS, 4 * this.parts);
