@@ -4,8 +4,9 @@
  * Overrides (each falls back to the stock kernel for cases it does not
  * handle: dtype other than float32, unusual broadcasting or permutations):
  * - BatchMatMul: every transpose-flag variant and batch size through one
- *   packed GEMM; the stock kernel runs any batched or transposed product on a
- *   scalar loop (~1 GFLOP/s). Plain 2-D products too, unless
+ *   packed GEMM (relaxed-SIMD FMA where available); the stock kernel runs any
+ *   batched or transposed product on a scalar loop (~1 GFLOP/s). Plain 2-D
+ *   products too (faster than XNNPACK per thread), unless
  *   `KernelOptions.plain2d` is false (then they stay on XNNPACK).
  * - _FusedMatMul (x·W + b): the same GEMM, bias as the accumulators' start.
  * - Transpose: 4x4 register transposes for (batched) 2-D, row gathers when
@@ -18,6 +19,7 @@
  *   gradient saves for the backward pass, so this saves a copy of most
  *   activations.
  * New kernels (called by src/model through src/kernels/ops.ts):
+ * - IbotDenseGelu: x·W + b and its GELU from one GEMM (GELU as epilogue).
  * - IbotGelu / IbotGeluGrad: exact GELU and its derivative, one pass each.
  * - IbotAttention / IbotAttentionGrad: softmax attention on the 2-D qkv
  *   matrix, heads as strided views (no split/transpose/merge).
