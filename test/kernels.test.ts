@@ -9,9 +9,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './helpers';
+import { fdDirectional, setup } from './helpers';
 import {
   fusedAttention,
+  fusedDenseGelu,
   fusedAttentionGrad,
   fusedGelu,
   fusedGeluGrad,
@@ -19,12 +20,16 @@ import {
   fusedLayerNormGrad,
   gemmScratchBytes,
   instantiateKernels,
+  kernelsFor,
   registerWasmKernels,
+  relaxedSimd,
   setParallelThresholds,
   simplifyPermutation,
   splitRange,
   wasmKernelsRegistered,
 } from '../src/kernels';
+import type { SimdChoice, WasmBackendLike } from '../src/kernels';
+import { gelu, linear, linearGelu } from '../src/model/layers';
 import { Rng } from '../src/util/rng';
 
 before(async () => {
@@ -32,7 +37,10 @@ before(async () => {
   if (tf.getBackend() !== 'wasm') throw new Error('kernel tests need the wasm backend');
   registerWasmKernels();
 });
-after(() => setParallelThresholds());
+after(() => {
+  setParallelThresholds();
+  registerWasmKernels();
+});
 
 const rng = new Rng(1234);
 function randArray(n: number, scale = 1): Float32Array {
@@ -449,6 +457,177 @@ describe('wasm kernels', () => {
     assert.equal(tf.memory().numTensors, n0);
     assert.equal(dataIds(), d0);
     tf.dispose([x, q]);
+  });
+
+  const simdVariants: SimdChoice[] = ['plain', 'relaxed'];
+  for (const simd of simdVariants) {
+    it(`plain 2-D and fused (x·W + b) products on our GEMM, every transpose flag, odd sizes (${simd} SIMD)`, (t) => {
+      if (simd === 'relaxed' && !relaxedSimd().available) {
+        t.skip('relaxed SIMD is not available in this engine');
+        return;
+      }
+      registerWasmKernels({ simd });
+      try {
+        assert.equal(kernelsFor(tf.backend() as unknown as WasmBackendLike).relaxed, simd === 'relaxed');
+        for (const split of [false, true]) {
+          setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
+          // M, K, N: single elements, edges of the 4×8 tile, several K chunks (256) and row blocks (64)
+          for (const [M, K, N] of [[1, 1, 1], [5, 3, 7], [37, 300, 45], [130, 128, 72], [9, 513, 33], [100, 16, 8], [7, 1, 13], [66, 40, 9]]) {
+            for (const tA of [false, true]) {
+              for (const tB of [false, true]) {
+                const a = randArray(M * K);
+                const b = randArray(K * N);
+                const bias = randArray(N);
+                const prodRef = refBmm(a, b, 1, 1, M, N, K, tA, tB);
+                const [got, gotPlain] = tf.tidy(() => {
+                  const at = tf.tensor2d(a, tA ? [K, M] : [M, K]);
+                  const bt = tf.tensor2d(b, tB ? [N, K] : [K, N]);
+                  const f = tf.fused.matMul({ a: at, b: bt, bias: tf.tensor1d(bias), transposeA: tA, transposeB: tB });
+                  assert.deepEqual(f.shape, [M, N]);
+                  return [f.dataSync(), tf.matMul(at, bt, tA, tB).dataSync()];
+                });
+                const tag = `M${M} K${K} N${N} tA=${tA} tB=${tB} split=${split}`;
+                assert.ok(maxRelErr(gotPlain, prodRef) < 2e-6, `matMul ${tag}: ${maxRelErr(gotPlain, prodRef)}`);
+                const want = prodRef.map((v, i) => v + bias[i % N]);
+                assert.ok(maxRelErr(got, want) < 2e-6, `fused matMul ${tag}: ${maxRelErr(got, want)}`);
+              }
+            }
+          }
+        }
+      } finally {
+        setParallelThresholds();
+        registerWasmKernels();
+      }
+    });
+  }
+
+  it('fused matMul leaves what it does not handle (activations, batches) to the stock kernel, with the same values', () => {
+    const a = randArray(2 * 6 * 5);
+    const b = randArray(5 * 7);
+    const got = tf.tidy(() => tf.fused.matMul({ a: tf.tensor2d(a.subarray(0, 30), [6, 5]), b: tf.tensor2d(b, [5, 7]), bias: tf.tensor1d(randArray(7)), activation: 'relu' }).dataSync());
+    assert.ok(got.every((v) => v >= 0));
+    const got3 = tf.tidy(() => tf.fused.matMul({ a: tf.tensor3d(a, [2, 6, 5]), b: tf.tensor3d(b, [1, 5, 7]) }).dataSync());
+    assert.ok(maxRelErr(got3, refBmm(a, b, 2, 1, 6, 7, 5, false, false)) < 2e-6);
+  });
+
+  it('IbotDenseGelu: h = x·W + b and gelu(h) from one GEMM match a float64 reference (split across threads too)', () => {
+    for (const split of [false, true]) {
+      setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
+      for (const [M, K, N] of [[1, 1, 1], [37, 45, 29], [130, 300, 72]]) {
+        const x = randArray(M * K);
+        const w = randArray(K * N, 0.3);
+        const b = randArray(N);
+        const [h, y] = tf.tidy(() => {
+          const r = fusedDenseGelu(tf.tensor2d(x, [M, K]), tf.tensor2d(w, [K, N]), tf.tensor1d(b));
+          return [r.h.dataSync(), r.y.dataSync()];
+        });
+        const wantH = refBmm(x, w, 1, 1, M, N, K, false, false).map((v, i) => v + b[i % N]);
+        assert.ok(maxRelErr(h, wantH) < 2e-6, `h M${M} K${K} N${N}: ${maxRelErr(h, wantH)}`);
+        // gelu of the float32 h we got (the reference's own rounding would dominate otherwise)
+        for (let i = 0; i < h.length; i++) {
+          const want = h[i] * Phi(h[i]);
+          assert.ok(Math.abs(y[i] - want) <= 1e-6 * Math.max(1, Math.abs(h[i])), `gelu(${h[i]}) = ${y[i]}, want ${want}`);
+        }
+      }
+    }
+    setParallelThresholds();
+  });
+
+  it('the relaxed and plain modules compute the same dense layer within float32 rounding; the relaxed one fuses where the CPU can', (t) => {
+    if (!relaxedSimd().available) {
+      t.skip('relaxed SIMD is not available in this engine');
+      return;
+    }
+    const memory = new WebAssembly.Memory({ initial: 160 });
+    const variants = { plain: instantiateKernels(memory, 'plain'), relaxed: instantiateKernels(memory, 'relaxed') };
+    const M = 37, K = 300, N = 45;
+    const a = randArray(M * K);
+    const b = randArray(K * N);
+    const bias = randArray(N);
+    const f = new Float32Array(memory.buffer);
+    const pa = 1024, pb = pa + a.length * 4, pbias = pb + b.length * 4, pc = pbias + N * 4 + 64, pg = pc + M * N * 4, ws = pg + M * N * 4 + 64;
+    assert.ok(ws + gemmScratchBytes(N) < memory.buffer.byteLength);
+    f.set(a, pa / 4);
+    f.set(b, pb / 4);
+    f.set(bias, pbias / 4);
+    const want = refBmm(a, b, 1, 1, M, N, K, false, false).map((v, i) => v + bias[i % N]);
+    const out: Record<string, Float32Array[]> = {};
+    for (const [name, k] of Object.entries(variants)) {
+      // A read transposed (sAm = 4) exercises the other packing path
+      k.dense(pa, K * 4, 4, pb, N * 4, 4, pc, N * 4, M, N, K, pbias, pg, ws);
+      out[name] = [f.slice(pc / 4, pc / 4 + M * N), f.slice(pg / 4, pg / 4 + M * N)];
+      assert.ok(maxRelErr(out[name][0], want) < 2e-6, `${name}: ${maxRelErr(out[name][0], want)}`);
+    }
+    assert.ok(maxRelErr(out.relaxed[0], out.plain[0]) < 2e-6);
+    assert.ok(maxRelErr(out.relaxed[1], out.plain[1]) < 2e-6);
+    // With a fused multiply-add (one rounding per step) some of the 300-term sums must come out differently.
+    const differ = out.relaxed[0].some((v, i) => v !== out.plain[0][i]);
+    assert.equal(differ, relaxedSimd().fused, `relaxed results ${differ ? 'differ' : 'do not differ'} while the probe says the multiply-add is ${relaxedSimd().fused ? '' : 'not '}fused`);
+  });
+
+  it('linear (GEMM with transpose flags) and linearGelu (GELU epilogue): gradients match finite differences and the unfused composition', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([37, 24], 0, 1, 'float32', 51) as tf.Tensor2D;
+      const w = tf.randomNormal([24, 29], 0, 0.3, 'float32', 52) as tf.Tensor2D;
+      const b = tf.randomNormal([29], 0, 0.3, 'float32', 53) as tf.Tensor1D;
+      const r = tf.randomNormal([37, 29], 0, 1, 'float32', 54);
+      type F = (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+      const loss = (f: F) => (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(f(xi as tf.Tensor2D, wi as tf.Tensor2D, bi as tf.Tensor1D), r)) as tf.Scalar;
+      const composed: F = (xi, wi, bi) => gelu(linear(xi, wi, bi));
+      const rel = (p: tf.Tensor, q: tf.Tensor): number => tf.norm(tf.sub(p, q)).dataSync()[0] / Math.max(1e-12, tf.norm(q).dataSync()[0]);
+      assert.ok(rel(linearGelu(x, w, b), composed(x, w, b)) < 1e-6);
+      const gf = tf.grads(loss(linearGelu))([x, w, b]);
+      const gc = tf.grads(loss(composed))([x, w, b]);
+      for (let i = 0; i < 3; i++) assert.ok(rel(gf[i], gc[i]) < 1e-5, `linearGelu grad ${i}: ${rel(gf[i], gc[i])}`);
+      for (const [f, g, name] of [[linearGelu, gf, 'linearGelu'], [linear, tf.grads(loss(linear))([x, w, b]), 'linear']] as Array<[F, tf.Tensor[], string]>) {
+        const fdx = fdDirectional((xi) => loss(f)(xi, w, b), x, g[0], 61);
+        const fdw = fdDirectional((wi) => loss(f)(x, wi, b), w, g[1], 62);
+        const fdb = fdDirectional((bi) => loss(f)(x, w, bi), b, g[2], 63);
+        assert.ok(fdx.relErr < 1e-2 && fdw.relErr < 1e-2 && fdb.relErr < 1e-2, `${name}: ${JSON.stringify([fdx, fdw, fdb])}`);
+      }
+    });
+  });
+
+  it('relaxed SIMD: detected in a fresh Node process (the V8 flag is set at run time where needed), off with IBOTLAB_RELAXED_SIMD=0', (t) => {
+    if (process.arch !== 'x64' && process.arch !== 'arm64') {
+      t.skip(`V8 may lack relaxed SIMD on ${process.arch}`);
+      return;
+    }
+    const mod = resolve(__dirname, '../src/kernels/wasm_kernels.js');
+    const probe = (env: NodeJS.ProcessEnv): { available: boolean; fused: boolean } =>
+      JSON.parse(execFileSync(process.execPath, ['-e', `console.log(JSON.stringify(require(${JSON.stringify(mod)}).relaxedSimd()))`], { env: { ...process.env, ...env } }).toString());
+    const major = Number(process.versions.node.split('.')[0]);
+    assert.equal(probe({ IBOTLAB_RELAXED_SIMD: '' }).available, major >= 20);
+    assert.deepEqual(probe({ IBOTLAB_RELAXED_SIMD: '0' }), { available: false, fused: false });
+  });
+
+  it('the plain-SIMD module variants hold no relaxed-SIMD instruction, the relaxed ones do', async (t) => {
+    let wabtFactory: (() => Promise<{ readWasm(b: Uint8Array, o: Record<string, boolean>): { destroy(): void } }>) | undefined;
+    try {
+      wabtFactory = require('wabt');
+    } catch {
+      wabtFactory = undefined;
+    }
+    if (!wabtFactory) {
+      t.skip('wabt (a dev dependency) is not installed');
+      return;
+    }
+    const wabt = await wabtFactory();
+    const bin = await import('../src/kernels/wasm_binary');
+    // Decoding alone rejects opcodes of a disabled feature (wabt's validator would also reject the shared memory).
+    const validWithoutRelaxed = (b64: string): boolean => {
+      try {
+        const m = wabt.readWasm(Buffer.from(b64, 'base64'), { readDebugNames: false, simd: true, threads: true, relaxed_simd: false });
+        m.destroy();
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    assert.ok(validWithoutRelaxed(bin.KERNELS_WASM_PLAIN));
+    assert.ok(validWithoutRelaxed(bin.KERNELS_WASM_SHARED));
+    assert.ok(!validWithoutRelaxed(bin.KERNELS_WASM_RELAXED_PLAIN));
+    assert.ok(!validWithoutRelaxed(bin.KERNELS_WASM_RELAXED_SHARED));
   });
 
   it('the committed wasm binary is assembled from the committed kernels.wat', (t) => {

@@ -1,6 +1,6 @@
 /** Custom SIMD kernels for the tfjs wasm backend; see register.ts for what they replace. */
 export { registerWasmKernels, setParallelThresholds, unregisterWasmKernels, wasmKernelsRegistered, wasmKernelOptions, KERNEL_NAMES, simplifyPermutation } from './register';
 export type { KernelOptions } from './register';
-export { hasFusedKernels, setAutoRegisterKernels, fusedGelu, fusedGeluGrad, fusedAttention, fusedAttentionGrad, fusedLayerNorm, fusedLayerNormGrad } from './ops';
-export { kernelsFor, releaseKernels, gemmScratchBytes, attentionScratchBytes, splitRange, defaultKernelThreads, instantiateKernels } from './wasm_kernels';
-export type { WasmBackendLike, KernelExports } from './wasm_kernels';
+export { hasFusedKernels, setAutoRegisterKernels, fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedAttention, fusedAttentionGrad, fusedLayerNorm, fusedLayerNormGrad } from './ops';
+export { kernelsFor, releaseKernels, gemmScratchBytes, attentionScratchBytes, splitRange, defaultKernelThreads, instantiateKernels, relaxedSimd } from './wasm_kernels';
+export type { WasmBackendLike, KernelExports, SimdChoice } from './wasm_kernels';

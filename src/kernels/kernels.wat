@@ -13,105 +13,87 @@
   (import "env" "memory" (memory 1))
 
   ;; ---------------------------------------------------------------------
-  ;; GEMM: C = alpha * op(A) * op(B) (+ C when accumulating), any strides.
+  ;; GEMM: C = alpha * op(A) * op(B) (+ C when accumulating, + bias row),
+  ;; any strides, optionally G = gelu(C) as well (the dense layer's epilogue).
   ;;
   ;; A(m, k) lives at a + m*sAm + k*sAk and B(k, n) at b + k*sBk + n*sBn, so
   ;; every transpose flag (and strided views such as one head inside a
   ;; [tokens, 3*dim] qkv matrix) is just a choice of strides. C rows are
   ;; contiguous, row stride sCm.
   ;;
-  ;; Blocking: K in chunks of 256. Per chunk, B is packed into panels of 8
-  ;; columns ([kc][8], zero padded) and A into panels of 4 rows ([kc][4]),
-  ;; so the 4x8 register-tile micro kernel streams both contiguously.
+  ;; Blocking (BLIS order): K in chunks of KC = 256. Per chunk, B is packed
+  ;; into panels of 8 columns ([kc][8], zero padded); rows go in blocks of
+  ;; MC = 64 whose A is packed into panels of 4 rows ([kc][4], alpha applied).
+  ;; For each B panel (8 KiB, stays in L1) the 4x8 register-tile micro kernel
+  ;; sweeps the block's A panels (64 KiB, L2). The accumulators start from
+  ;; the bias (first chunk), from C (later chunks) or from 0, so neither the
+  ;; bias nor the K chunks cost a pass of their own; the GELU runs on each
+  ;; block's rows while they are still in cache.
   ;;
-  ;; ws layout: [B panels: 256 * roundup(N, 8) floats][A panel: 256*4 floats][C tile: 32 floats]
+  ;; The multiply-adds are written as f32x4.relaxed_madd: assemble.js emits
+  ;; this module twice, once as is (fused multiply-add where the CPU has it)
+  ;; and once with each relaxed_madd rewritten to f32x4.mul + f32x4.add for
+  ;; engines without relaxed SIMD.
+  ;;
+  ;; ws layout: [B panels: 256 * roundup(N, 8) floats][A block: 64*256 floats][C tile: 32 floats]
+  ;; (gemmScratchBytes in wasm_kernels.ts must agree).
   ;; ---------------------------------------------------------------------
 
-  ;; 4x8 micro kernel over kc steps: packed A panel pa ([kc][4]), packed B
-  ;; panel pb ([kc][8]); writes alpha*acc (+ old C if accf) to cp, row stride ldc.
+  ;; 4x8 micro kernel over kc >= 1 steps: packed A panel pa ([kc][4]), packed
+  ;; B panel pb ([kc][8]); C tile at cp, row stride ldc. init: 0 starts from
+  ;; zero, 1 from the C tile (accumulate), 2 from the 8 floats at bp in every
+  ;; row (bias).
   (func $mk4x8 (param $pa i32) (param $pb i32) (param $kc i32) (param $cp i32) (param $ldc i32)
-               (param $alpha f32) (param $accf i32)
+               (param $init i32) (param $bp i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
-    (local $b0 v128) (local $b1 v128) (local $av v128) (local $al v128)
-    (local $k2 i32)
-    ;; Two k steps per iteration, then one more if kc is odd.
-    (local.set $k2 (i32.shr_u (local.get $kc) (i32.const 1)))
-    (if (local.get $k2)
+    (local $b0 v128) (local $b1 v128) (local $av v128)
+    (local $p i32)
+    (if (i32.eq (local.get $init) (i32.const 1))
       (then
-        (loop $k
-          (local.set $b0 (v128.load (local.get $pb)))
-          (local.set $b1 (v128.load offset=16 (local.get $pb)))
-          (local.set $av (v128.load32_splat (local.get $pa)))
-          (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $av (v128.load32_splat offset=4 (local.get $pa)))
-          (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $av (v128.load32_splat offset=8 (local.get $pa)))
-          (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $av (v128.load32_splat offset=12 (local.get $pa)))
-          (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $b0 (v128.load offset=32 (local.get $pb)))
-          (local.set $b1 (v128.load offset=48 (local.get $pb)))
-          (local.set $av (v128.load32_splat offset=16 (local.get $pa)))
-          (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $av (v128.load32_splat offset=20 (local.get $pa)))
-          (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $av (v128.load32_splat offset=24 (local.get $pa)))
-          (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $av (v128.load32_splat offset=28 (local.get $pa)))
-          (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
-          (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))
-          (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
-          (local.set $pb (i32.add (local.get $pb) (i32.const 64)))
-          (br_if $k (local.tee $k2 (i32.sub (local.get $k2) (i32.const 1)))))))
-    (if (i32.and (local.get $kc) (i32.const 1))
+        (local.set $p (local.get $cp))
+        (local.set $c00 (v128.load (local.get $p)))
+        (local.set $c01 (v128.load offset=16 (local.get $p)))
+        (local.set $p (i32.add (local.get $p) (local.get $ldc)))
+        (local.set $c10 (v128.load (local.get $p)))
+        (local.set $c11 (v128.load offset=16 (local.get $p)))
+        (local.set $p (i32.add (local.get $p) (local.get $ldc)))
+        (local.set $c20 (v128.load (local.get $p)))
+        (local.set $c21 (v128.load offset=16 (local.get $p)))
+        (local.set $p (i32.add (local.get $p) (local.get $ldc)))
+        (local.set $c30 (v128.load (local.get $p)))
+        (local.set $c31 (v128.load offset=16 (local.get $p)))))
+    (if (i32.eq (local.get $init) (i32.const 2))
       (then
-        (local.set $b0 (v128.load (local.get $pb)))
-        (local.set $b1 (v128.load offset=16 (local.get $pb)))
-        (local.set $av (v128.load32_splat (local.get $pa)))
-        (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (local.get $b0))))
-        (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (local.get $b1))))
-        (local.set $av (v128.load32_splat offset=4 (local.get $pa)))
-        (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $av) (local.get $b0))))
-        (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $av) (local.get $b1))))
-        (local.set $av (v128.load32_splat offset=8 (local.get $pa)))
-        (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $av) (local.get $b0))))
-        (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $av) (local.get $b1))))
-        (local.set $av (v128.load32_splat offset=12 (local.get $pa)))
-        (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
-        (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))))
-    ;; Epilogue: scale, optionally add the old C, store.
-    (local.set $al (f32x4.splat (local.get $alpha)))
-    (local.set $c00 (f32x4.mul (local.get $c00) (local.get $al)))
-    (local.set $c01 (f32x4.mul (local.get $c01) (local.get $al)))
-    (local.set $c10 (f32x4.mul (local.get $c10) (local.get $al)))
-    (local.set $c11 (f32x4.mul (local.get $c11) (local.get $al)))
-    (local.set $c20 (f32x4.mul (local.get $c20) (local.get $al)))
-    (local.set $c21 (f32x4.mul (local.get $c21) (local.get $al)))
-    (local.set $c30 (f32x4.mul (local.get $c30) (local.get $al)))
-    (local.set $c31 (f32x4.mul (local.get $c31) (local.get $al)))
-    (if (local.get $accf)
-      (then
-        (local.set $c00 (f32x4.add (local.get $c00) (v128.load (local.get $cp))))
-        (local.set $c01 (f32x4.add (local.get $c01) (v128.load offset=16 (local.get $cp))))
-        (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
-        (local.set $c10 (f32x4.add (local.get $c10) (v128.load (local.get $cp))))
-        (local.set $c11 (f32x4.add (local.get $c11) (v128.load offset=16 (local.get $cp))))
-        (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
-        (local.set $c20 (f32x4.add (local.get $c20) (v128.load (local.get $cp))))
-        (local.set $c21 (f32x4.add (local.get $c21) (v128.load offset=16 (local.get $cp))))
-        (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
-        (local.set $c30 (f32x4.add (local.get $c30) (v128.load (local.get $cp))))
-        (local.set $c31 (f32x4.add (local.get $c31) (v128.load offset=16 (local.get $cp))))
-        ;; back to row 0
-        (local.set $cp (i32.sub (local.get $cp) (i32.mul (local.get $ldc) (i32.const 3))))))
+        (local.set $c00 (v128.load (local.get $bp)))
+        (local.set $c01 (v128.load offset=16 (local.get $bp)))
+        (local.set $c10 (local.get $c00))
+        (local.set $c11 (local.get $c01))
+        (local.set $c20 (local.get $c00))
+        (local.set $c21 (local.get $c01))
+        (local.set $c30 (local.get $c00))
+        (local.set $c31 (local.get $c01))))
+    ;; One k step per iteration: V8 hoists every load of an iteration to its
+    ;; top, so unrolling would need more than the 15 vector registers it
+    ;; allocates on x64 and spill accumulators.
+    (loop $k
+      (local.set $b0 (v128.load (local.get $pb)))
+      (local.set $b1 (v128.load offset=16 (local.get $pb)))
+      (local.set $av (v128.load32_splat (local.get $pa)))
+      (local.set $c00 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c00)))
+      (local.set $c01 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c01)))
+      (local.set $av (v128.load32_splat offset=4 (local.get $pa)))
+      (local.set $c10 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c10)))
+      (local.set $c11 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c11)))
+      (local.set $av (v128.load32_splat offset=8 (local.get $pa)))
+      (local.set $c20 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c20)))
+      (local.set $c21 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c21)))
+      (local.set $av (v128.load32_splat offset=12 (local.get $pa)))
+      (local.set $c30 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c30)))
+      (local.set $c31 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c31)))
+      (local.set $pa (i32.add (local.get $pa) (i32.const 16)))
+      (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
+      (br_if $k (local.tee $kc (i32.sub (local.get $kc) (i32.const 1)))))
     (v128.store (local.get $cp) (local.get $c00))
     (v128.store offset=16 (local.get $cp) (local.get $c01))
     (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
@@ -127,7 +109,7 @@
   ;; Pack B(k0..k0+kc, all N columns) into panels of 8 columns: panel p at
   ;; dst + p*kc*32, element (k, j) at + k*32 + j*4; columns >= N are zero.
   (func $packB (param $b i32) (param $sBk i32) (param $sBn i32) (param $N i32) (param $kc i32) (param $dst i32)
-    (local $n0 i32) (local $nr i32) (local $k i32) (local $j i32) (local $src i32) (local $d i32) (local $col i32)
+    (local $n0 i32) (local $nr i32) (local $k i32) (local $j i32) (local $src i32) (local $d i32)
     (local.set $n0 (i32.const 0))
     (loop $panels
       (local.set $nr (i32.sub (local.get $N) (local.get $n0)))
@@ -168,19 +150,74 @@
           (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $kc) (i32.const 5))))))
       (br_if $panels (i32.lt_s (local.tee $n0 (i32.add (local.get $n0) (i32.const 8))) (local.get $N)))))
 
-  ;; Pack A(m0..m0+mr, k0..k0+kc) (a points at A(m0, k0)) into [kc][4], rows >= mr zero.
-  (func $packA (param $a i32) (param $sAm i32) (param $sAk i32) (param $mr i32) (param $kc i32) (param $dst i32)
-    (local $i i32) (local $k i32) (local $src i32) (local $d i32)
-    (if (i32.and (i32.eq (local.get $sAm) (i32.const 4)) (i32.eq (local.get $mr) (i32.const 4)))
+  ;; Pack alpha * A(m0..m0+mr, k0..k0+kc) (a points at A(m0, k0)) into [kc][4],
+  ;; rows >= mr zero.
+  (func $packA (param $a i32) (param $sAm i32) (param $sAk i32) (param $mr i32) (param $kc i32) (param $dst i32) (param $alpha f32)
+    (local $i i32) (local $k i32) (local $src i32) (local $d i32) (local $al v128)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $al (f32x4.splat (local.get $alpha)))
+    (if (i32.eq (local.get $mr) (i32.const 4))
       (then
-        ;; The 4 rows are adjacent in memory for each k (A transposed).
-        (local.set $k (local.get $kc))
-        (loop $kk
-          (v128.store (local.get $dst) (v128.load (local.get $a)))
-          (local.set $a (i32.add (local.get $a) (local.get $sAk)))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
-          (br_if $kk (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))
-        (return)))
+        (if (i32.eq (local.get $sAm) (i32.const 4))
+          (then
+            ;; The 4 rows are adjacent in memory for each k (A transposed).
+            (local.set $k (local.get $kc))
+            (loop $kk
+              (v128.store (local.get $dst) (f32x4.mul (local.get $al) (v128.load (local.get $a))))
+              (local.set $a (i32.add (local.get $a) (local.get $sAk)))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+              (br_if $kk (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))
+            (return)))
+        (if (i32.eq (local.get $sAk) (i32.const 4))
+          (then
+            ;; Rows are contiguous along k: 4x4 register transposes, 4 k at a time.
+            (local.set $k (local.get $kc))
+            (block $done
+              (loop $k4
+                (br_if $done (i32.lt_s (local.get $k) (i32.const 4)))
+                (local.set $src (local.get $a))
+                (local.set $x0 (v128.load (local.get $src)))
+                (local.set $src (i32.add (local.get $src) (local.get $sAm)))
+                (local.set $x1 (v128.load (local.get $src)))
+                (local.set $src (i32.add (local.get $src) (local.get $sAm)))
+                (local.set $x2 (v128.load (local.get $src)))
+                (local.set $src (i32.add (local.get $src) (local.get $sAm)))
+                (local.set $x3 (v128.load (local.get $src)))
+                (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x0) (local.get $x1)))
+                (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x0) (local.get $x1)))
+                (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x2) (local.get $x3)))
+                (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x2) (local.get $x3)))
+                (v128.store (local.get $dst) (f32x4.mul (local.get $al)
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2))))
+                (v128.store offset=16 (local.get $dst) (f32x4.mul (local.get $al)
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2))))
+                (v128.store offset=32 (local.get $dst) (f32x4.mul (local.get $al)
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3))))
+                (v128.store offset=48 (local.get $dst) (f32x4.mul (local.get $al)
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3))))
+                (local.set $a (i32.add (local.get $a) (i32.const 16)))
+                (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
+                (local.set $k (i32.sub (local.get $k) (i32.const 4)))
+                (br $k4)))
+            ;; the last kc % 4 steps
+            (block $tail
+              (loop $k1
+                (br_if $tail (i32.eqz (local.get $k)))
+                (local.set $src (local.get $a))
+                (local.set $x0 (f32x4.replace_lane 0 (local.get $x0) (f32.load (local.get $src))))
+                (local.set $src (i32.add (local.get $src) (local.get $sAm)))
+                (local.set $x0 (f32x4.replace_lane 1 (local.get $x0) (f32.load (local.get $src))))
+                (local.set $src (i32.add (local.get $src) (local.get $sAm)))
+                (local.set $x0 (f32x4.replace_lane 2 (local.get $x0) (f32.load (local.get $src))))
+                (local.set $src (i32.add (local.get $src) (local.get $sAm)))
+                (local.set $x0 (f32x4.replace_lane 3 (local.get $x0) (f32.load (local.get $src))))
+                (v128.store (local.get $dst) (f32x4.mul (local.get $al) (local.get $x0)))
+                (local.set $a (i32.add (local.get $a) (i32.const 4)))
+                (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+                (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+                (br $k1)))
+            (return)))))
     (local.set $i (i32.const 0))
     (loop $rows
       (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))))
@@ -189,7 +226,7 @@
         (then
           (local.set $src (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $sAm))))
           (loop $kk
-            (f32.store (local.get $d) (f32.load (local.get $src)))
+            (f32.store (local.get $d) (f32.mul (local.get $alpha) (f32.load (local.get $src))))
             (local.set $src (i32.add (local.get $src) (local.get $sAk)))
             (local.set $d (i32.add (local.get $d) (i32.const 16)))
             (br_if $kk (local.tee $k (i32.sub (local.get $k) (i32.const 1))))))
@@ -200,86 +237,163 @@
             (br_if $kz (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))))
       (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 4)))))
 
+  ;; A partial tile (mr < 4 rows or nr < 8 columns) through the 4x8 scratch
+  ;; tile ct: start it from C / the bias / 0 as init says, run the micro
+  ;; kernel on it, copy the valid part back.
+  (func $edgeTile (param $pa i32) (param $pb i32) (param $kc i32) (param $cp i32) (param $ldc i32)
+                  (param $mr i32) (param $nr i32) (param $init i32) (param $bp i32) (param $ct i32)
+    (local $i i32) (local $j i32) (local $v f32)
+    (local.set $i (i32.const 0))
+    (loop $li
+      (local.set $j (i32.const 0))
+      (loop $lj
+        (local.set $v (f32.const 0))
+        (if (i32.and (i32.lt_s (local.get $i) (local.get $mr)) (i32.lt_s (local.get $j) (local.get $nr)))
+          (then
+            (if (i32.eq (local.get $init) (i32.const 1))
+              (then (local.set $v (f32.load (i32.add (local.get $cp) (i32.add (i32.mul (local.get $i) (local.get $ldc)) (i32.shl (local.get $j) (i32.const 2))))))))
+            (if (i32.eq (local.get $init) (i32.const 2))
+              (then (local.set $v (f32.load (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 2)))))))))
+        (f32.store (i32.add (local.get $ct) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2))) (local.get $v))
+        (br_if $lj (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (i32.const 8))))
+      (br_if $li (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 4))))
+    (call $mk4x8 (local.get $pa) (local.get $pb) (local.get $kc) (local.get $ct) (i32.const 32) (i32.const 1) (i32.const 0))
+    (local.set $i (i32.const 0))
+    (loop $si
+      (local.set $j (i32.const 0))
+      (loop $sj
+        (f32.store (i32.add (local.get $cp) (i32.add (i32.mul (local.get $i) (local.get $ldc)) (i32.shl (local.get $j) (i32.const 2))))
+          (f32.load (i32.add (local.get $ct) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2)))))
+        (br_if $sj (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $nr))))
+      (br_if $si (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $mr)))))
+
+  ;; C = 0 (or unchanged when accumulating) + bias, for an empty sum (K = 0); G = gelu(C).
+  (func $gemmEmpty (param $c i32) (param $sCm i32) (param $M i32) (param $N i32) (param $accum i32) (param $bias i32) (param $g i32)
+    (local $i i32) (local $j i32) (local $dst i32) (local $v f32)
+    (local.set $i (i32.const 0))
+    (loop $zr
+      (local.set $j (i32.const 0))
+      (loop $zc
+        (local.set $dst (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $sCm))) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $v (if (result f32) (local.get $accum) (then (f32.load (local.get $dst))) (else (f32.const 0))))
+        (if (local.get $bias)
+          (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))))
+        (f32.store (local.get $dst) (local.get $v))
+        (br_if $zc (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $N))))
+      (br_if $zr (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $M))))
+    (if (local.get $g) (then (call $geluRows (local.get $c) (local.get $g) (local.get $sCm) (local.get $M) (local.get $N)))))
+
+  ;; G = gelu(C) on M rows of N floats, row stride sCm for both.
+  (func $geluRows (param $c i32) (param $g i32) (param $sCm i32) (param $M i32) (param $N i32)
+    (if (i32.eq (local.get $sCm) (i32.shl (local.get $N) (i32.const 2)))
+      (then
+        (call $gelu (local.get $c) (local.get $g) (i32.mul (local.get $M) (local.get $N)))
+        (return)))
+    (loop $r
+      (call $gelu (local.get $c) (local.get $g) (local.get $N))
+      (local.set $c (i32.add (local.get $c) (local.get $sCm)))
+      (local.set $g (i32.add (local.get $g) (local.get $sCm)))
+      (br_if $r (local.tee $M (i32.sub (local.get $M) (i32.const 1))))))
+
+  (func $gemmx
+    (param $a i32) (param $sAm i32) (param $sAk i32)
+    (param $b i32) (param $sBk i32) (param $sBn i32)
+    (param $c i32) (param $sCm i32)
+    (param $M i32) (param $N i32) (param $K i32)
+    (param $alpha f32) (param $accum i32) (param $bias i32) (param $g i32) (param $ws i32)
+    (local $k0 i32) (local $kc i32) (local $m0 i32) (local $mc i32) (local $mr i32) (local $n0 i32) (local $nr i32)
+    (local $ap i32) (local $ct i32) (local $init i32) (local $pb i32) (local $cp i32) (local $t i32) (local $pa i32)
+    (local $npad i32) (local $last i32)
+    (if (i32.or (i32.le_s (local.get $M) (i32.const 0)) (i32.le_s (local.get $N) (i32.const 0))) (then (return)))
+    (if (i32.le_s (local.get $K) (i32.const 0))
+      (then
+        (call $gemmEmpty (local.get $c) (local.get $sCm) (local.get $M) (local.get $N) (local.get $accum) (local.get $bias) (local.get $g))
+        (return)))
+    (local.set $npad (i32.and (i32.add (local.get $N) (i32.const 7)) (i32.const -8)))
+    (local.set $ap (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $npad) (i32.const 256)) (i32.const 2))))
+    (local.set $ct (i32.add (local.get $ap) (i32.const 65536)))
+    (local.set $k0 (i32.const 0))
+    (loop $kchunks
+      (local.set $kc (i32.sub (local.get $K) (local.get $k0)))
+      (if (i32.gt_s (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+      (local.set $last (i32.ge_s (i32.add (local.get $k0) (local.get $kc)) (local.get $K)))
+      (local.set $init
+        (if (result i32) (i32.or (local.get $accum) (i32.gt_s (local.get $k0) (i32.const 0)))
+          (then (i32.const 1))
+          (else (if (result i32) (local.get $bias) (then (i32.const 2)) (else (i32.const 0))))))
+      (call $packB (i32.add (local.get $b) (i32.mul (local.get $k0) (local.get $sBk)))
+                   (local.get $sBk) (local.get $sBn) (local.get $N) (local.get $kc) (local.get $ws))
+      (local.set $m0 (i32.const 0))
+      (loop $mblocks
+        (local.set $mc (i32.sub (local.get $M) (local.get $m0)))
+        (if (i32.gt_s (local.get $mc) (i32.const 64)) (then (local.set $mc (i32.const 64))))
+        ;; pack the block's A panels
+        (local.set $t (i32.const 0))
+        (loop $pk
+          (local.set $mr (i32.sub (local.get $mc) (local.get $t)))
+          (if (i32.gt_s (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
+          (call $packA (i32.add (local.get $a) (i32.add (i32.mul (i32.add (local.get $m0) (local.get $t)) (local.get $sAm))
+                                                        (i32.mul (local.get $k0) (local.get $sAk))))
+                       (local.get $sAm) (local.get $sAk) (local.get $mr) (local.get $kc)
+                       (i32.add (local.get $ap) (i32.mul (local.get $t) (i32.shl (local.get $kc) (i32.const 2))))
+                       (local.get $alpha))
+          (br_if $pk (i32.lt_s (local.tee $t (i32.add (local.get $t) (i32.const 4))) (local.get $mc))))
+        ;; every B panel against the block's A panels
+        (local.set $n0 (i32.const 0))
+        (local.set $pb (local.get $ws))
+        (loop $ntiles
+          (local.set $nr (i32.sub (local.get $N) (local.get $n0)))
+          (if (i32.gt_s (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
+          (local.set $t (i32.const 0))
+          (local.set $pa (local.get $ap))
+          (local.set $cp (i32.add (local.get $c) (i32.add (i32.mul (local.get $m0) (local.get $sCm))
+                                                          (i32.shl (local.get $n0) (i32.const 2)))))
+          (loop $mtiles
+            (local.set $mr (i32.sub (local.get $mc) (local.get $t)))
+            (if (i32.gt_s (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
+            (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+              (then
+                (call $mk4x8 (local.get $pa) (local.get $pb) (local.get $kc) (local.get $cp) (local.get $sCm)
+                             (local.get $init) (i32.add (local.get $bias) (i32.shl (local.get $n0) (i32.const 2)))))
+              (else
+                (call $edgeTile (local.get $pa) (local.get $pb) (local.get $kc) (local.get $cp) (local.get $sCm)
+                                (local.get $mr) (local.get $nr) (local.get $init)
+                                (i32.add (local.get $bias) (i32.shl (local.get $n0) (i32.const 2))) (local.get $ct))))
+            (local.set $pa (i32.add (local.get $pa) (i32.shl (local.get $kc) (i32.const 4))))
+            (local.set $cp (i32.add (local.get $cp) (i32.shl (local.get $sCm) (i32.const 2))))
+            (br_if $mtiles (i32.lt_s (local.tee $t (i32.add (local.get $t) (i32.const 4))) (local.get $mc))))
+          (local.set $pb (i32.add (local.get $pb) (i32.shl (local.get $kc) (i32.const 5))))
+          (br_if $ntiles (i32.lt_s (local.tee $n0 (i32.add (local.get $n0) (i32.const 8))) (local.get $N))))
+        (if (i32.and (local.get $last) (i32.ne (local.get $g) (i32.const 0)))
+          (then
+            (call $geluRows (i32.add (local.get $c) (i32.mul (local.get $m0) (local.get $sCm)))
+                            (i32.add (local.get $g) (i32.mul (local.get $m0) (local.get $sCm)))
+                            (local.get $sCm) (local.get $mc) (local.get $N))))
+        (br_if $mblocks (i32.lt_s (local.tee $m0 (i32.add (local.get $m0) (i32.const 64))) (local.get $M))))
+      (br_if $kchunks (i32.lt_s (local.tee $k0 (i32.add (local.get $k0) (i32.const 256))) (local.get $K)))))
+
   (func $gemm (export "gemm")
     (param $a i32) (param $sAm i32) (param $sAk i32)
     (param $b i32) (param $sBk i32) (param $sBn i32)
     (param $c i32) (param $sCm i32)
     (param $M i32) (param $N i32) (param $K i32)
     (param $alpha f32) (param $accum i32) (param $ws i32)
-    (local $k0 i32) (local $kc i32) (local $m0 i32) (local $mr i32) (local $n0 i32) (local $nr i32)
-    (local $ap i32) (local $ct i32) (local $accf i32) (local $pb i32) (local $cp i32)
-    (local $i i32) (local $j i32) (local $src i32) (local $dst i32) (local $npad i32)
-    (if (i32.or (i32.le_s (local.get $M) (i32.const 0)) (i32.le_s (local.get $N) (i32.const 0))) (then (return)))
-    (if (i32.le_s (local.get $K) (i32.const 0))
-      (then
-        ;; Empty sum: C = 0 (or unchanged when accumulating).
-        (if (local.get $accum) (then (return)))
-        (local.set $i (i32.const 0))
-        (loop $zr
-          (local.set $dst (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $sCm))))
-          (local.set $j (local.get $N))
-          (loop $zc
-            (f32.store (local.get $dst) (f32.const 0))
-            (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
-            (br_if $zc (local.tee $j (i32.sub (local.get $j) (i32.const 1)))))
-          (br_if $zr (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $M))))
-        (return)))
-    (local.set $npad (i32.and (i32.add (local.get $N) (i32.const 7)) (i32.const -8)))
-    (local.set $ap (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $npad) (i32.const 256)) (i32.const 2))))
-    (local.set $ct (i32.add (local.get $ap) (i32.const 4096)))
-    (local.set $k0 (i32.const 0))
-    (loop $kchunks
-      (local.set $kc (i32.sub (local.get $K) (local.get $k0)))
-      (if (i32.gt_s (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
-      (local.set $accf (i32.or (local.get $accum) (i32.gt_s (local.get $k0) (i32.const 0))))
-      (call $packB (i32.add (local.get $b) (i32.mul (local.get $k0) (local.get $sBk)))
-                   (local.get $sBk) (local.get $sBn) (local.get $N) (local.get $kc) (local.get $ws))
-      (local.set $m0 (i32.const 0))
-      (loop $mtiles
-        (local.set $mr (i32.sub (local.get $M) (local.get $m0)))
-        (if (i32.gt_s (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
-        (call $packA (i32.add (local.get $a) (i32.add (i32.mul (local.get $m0) (local.get $sAm))
-                                                      (i32.mul (local.get $k0) (local.get $sAk))))
-                     (local.get $sAm) (local.get $sAk) (local.get $mr) (local.get $kc) (local.get $ap))
-        (local.set $n0 (i32.const 0))
-        (local.set $pb (local.get $ws))
-        (loop $ntiles
-          (local.set $nr (i32.sub (local.get $N) (local.get $n0)))
-          (if (i32.gt_s (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
-          (local.set $cp (i32.add (local.get $c) (i32.add (i32.mul (local.get $m0) (local.get $sCm))
-                                                          (i32.shl (local.get $n0) (i32.const 2)))))
-          (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
-            (then
-              (call $mk4x8 (local.get $ap) (local.get $pb) (local.get $kc) (local.get $cp) (local.get $sCm)
-                           (local.get $alpha) (local.get $accf)))
-            (else
-              ;; Edge tile: through the 4x8 scratch tile, copying only the valid part.
-              (if (local.get $accf)
-                (then
-                  (local.set $i (i32.const 0))
-                  (loop $li
-                    (local.set $j (i32.const 0))
-                    (loop $lj
-                      (f32.store (i32.add (local.get $ct) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2)))
-                        (if (result f32) (i32.and (i32.lt_s (local.get $i) (local.get $mr)) (i32.lt_s (local.get $j) (local.get $nr)))
-                          (then (f32.load (i32.add (local.get $cp) (i32.add (i32.mul (local.get $i) (local.get $sCm)) (i32.shl (local.get $j) (i32.const 2))))))
-                          (else (f32.const 0))))
-                      (br_if $lj (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (i32.const 8))))
-                    (br_if $li (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 4))))))
-              (call $mk4x8 (local.get $ap) (local.get $pb) (local.get $kc) (local.get $ct) (i32.const 32)
-                           (local.get $alpha) (local.get $accf))
-              (local.set $i (i32.const 0))
-              (loop $si
-                (local.set $j (i32.const 0))
-                (loop $sj
-                  (f32.store (i32.add (local.get $cp) (i32.add (i32.mul (local.get $i) (local.get $sCm)) (i32.shl (local.get $j) (i32.const 2))))
-                    (f32.load (i32.add (local.get $ct) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2)))))
-                  (br_if $sj (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $nr))))
-                (br_if $si (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $mr))))))
-          (local.set $pb (i32.add (local.get $pb) (i32.shl (local.get $kc) (i32.const 5))))
-          (br_if $ntiles (i32.lt_s (local.tee $n0 (i32.add (local.get $n0) (i32.const 8))) (local.get $N))))
-        (br_if $mtiles (i32.lt_s (local.tee $m0 (i32.add (local.get $m0) (i32.const 4))) (local.get $M))))
-      (br_if $kchunks (i32.lt_s (local.tee $k0 (i32.add (local.get $k0) (i32.const 256))) (local.get $K)))))
+    (call $gemmx (local.get $a) (local.get $sAm) (local.get $sAk) (local.get $b) (local.get $sBk) (local.get $sBn)
+                 (local.get $c) (local.get $sCm) (local.get $M) (local.get $N) (local.get $K)
+                 (local.get $alpha) (local.get $accum) (i32.const 0) (i32.const 0) (local.get $ws)))
+
+  ;; Dense layer: C = op(A)·op(B) + bias (bias 0: none); when g != 0 also
+  ;; G = gelu(C) (same layout as C). G gets the activation, C keeps the
+  ;; pre-activation the backward pass needs.
+  (func (export "dense")
+    (param $a i32) (param $sAm i32) (param $sAk i32)
+    (param $b i32) (param $sBk i32) (param $sBn i32)
+    (param $c i32) (param $sCm i32)
+    (param $M i32) (param $N i32) (param $K i32)
+    (param $bias i32) (param $g i32) (param $ws i32)
+    (call $gemmx (local.get $a) (local.get $sAm) (local.get $sAk) (local.get $b) (local.get $sBk) (local.get $sBn)
+                 (local.get $c) (local.get $sCm) (local.get $M) (local.get $N) (local.get $K)
+                 (f32.const 1) (i32.const 0) (local.get $bias) (local.get $g) (local.get $ws)))
 
   ;; Batched GEMM: for i < batch, gemm on a + i*bA, b + i*bB, c + i*bC (a
   ;; batch stride of 0 broadcasts that operand). C is [batch, M, N] contiguous.
@@ -507,7 +621,8 @@
 
   ;; dst[i] = exp(src[i]) for n floats (the tail through a zero-padded vector):
   ;; 2^n * p(r) with x = n*ln2 + r, |r| <= ln2/2, a degree-6 polynomial (Cephes
-  ;; expf coefficients, ~1 ulp); n is rounded with the 1.5*2^23 trick (its integer
+  ;; expf coefficients, ~1 ulp; its Horner steps are relaxed multiply-adds,
+  ;; as in the GELU below); n is rounded with the 1.5*2^23 trick (its integer
   ;; lands in the low mantissa bits). pmin/pmax (one instruction each) take x
   ;; first so NaN passes through; x >= 88.7228 gives inf, x < -87 gives 0.
   (func (export "exp") (param $src i32) (param $dst i32) (param $n i32)
@@ -538,11 +653,11 @@
         (local.set $et (f32x4.add (f32x4.mul (local.get $x) (local.get $c_l2e)) (local.get $c_mag)))
         (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
         (local.set $er (f32x4.sub (f32x4.sub (local.get $x) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $c_p0) (local.get $er)) (local.get $c_p1)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p2)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p3)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p4)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p5)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $c_p0) (local.get $er) (local.get $c_p1)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p2)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p3)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p4)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p5)))
         (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
         (local.set $h (f32x4.mul (local.get $ep)
           (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
@@ -561,7 +676,7 @@
   ;; Gaussian exp(-x^2/2) is the same factor the derivative needs, so the
   ;; backward pass costs one exp too. Everything is inlined and constants live
   ;; in locals: V8 would otherwise rebuild each v128 constant on every use.
-  (func (export "gelu") (param $src i32) (param $dst i32) (param $n i32)
+  (func $gelu (export "gelu") (param $src i32) (param $dst i32) (param $n i32)
     (local $x v128) (local $z v128) (local $t v128) (local $q v128) (local $a v128) (local $g v128) (local $h v128) (local $cdf v128) (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $dyv v128) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $c_p v128) (local $c_half v128) (local $c_rs2 v128) (local $c_zero v128) (local $c_ipi v128) (local $c_127 v128)
     (local.set $c_lo (v128.const f32x4 -87 -87 -87 -87))
     (local.set $c_hi (v128.const f32x4 88.7228 88.7228 88.7228 88.7228))
@@ -596,21 +711,21 @@
 
         (local.set $z (f32x4.mul (f32x4.abs (local.get $x)) (local.get $c_rs2)))
         (local.set $t (f32x4.div (local.get $c_one) (f32x4.add (local.get $c_one) (f32x4.mul (local.get $z) (local.get $c_p)))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $a5) (local.get $t)) (local.get $a4)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a3)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a2)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a1)))
+        (local.set $q (f32x4.relaxed_madd (local.get $a5) (local.get $t) (local.get $a4)))
+        (local.set $q (f32x4.relaxed_madd (local.get $q) (local.get $t) (local.get $a3)))
+        (local.set $q (f32x4.relaxed_madd (local.get $q) (local.get $t) (local.get $a2)))
+        (local.set $q (f32x4.relaxed_madd (local.get $q) (local.get $t) (local.get $a1)))
         (local.set $a (f32x4.neg (f32x4.mul (local.get $z) (local.get $z))))
 
         (local.set $a (f32x4.pmax (f32x4.pmin (local.get $a) (local.get $c_hi)) (local.get $c_lo)))
         (local.set $et (f32x4.add (f32x4.mul (local.get $a) (local.get $c_l2e)) (local.get $c_mag)))
         (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
         (local.set $er (f32x4.sub (f32x4.sub (local.get $a) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $c_p0) (local.get $er)) (local.get $c_p1)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p2)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p3)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p4)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p5)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $c_p0) (local.get $er) (local.get $c_p1)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p2)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p3)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p4)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p5)))
         (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
         (local.set $g (f32x4.mul (local.get $ep)
           (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
@@ -663,21 +778,21 @@
 
         (local.set $z (f32x4.mul (f32x4.abs (local.get $x)) (local.get $c_rs2)))
         (local.set $t (f32x4.div (local.get $c_one) (f32x4.add (local.get $c_one) (f32x4.mul (local.get $z) (local.get $c_p)))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $a5) (local.get $t)) (local.get $a4)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a3)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a2)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $t)) (local.get $a1)))
+        (local.set $q (f32x4.relaxed_madd (local.get $a5) (local.get $t) (local.get $a4)))
+        (local.set $q (f32x4.relaxed_madd (local.get $q) (local.get $t) (local.get $a3)))
+        (local.set $q (f32x4.relaxed_madd (local.get $q) (local.get $t) (local.get $a2)))
+        (local.set $q (f32x4.relaxed_madd (local.get $q) (local.get $t) (local.get $a1)))
         (local.set $a (f32x4.neg (f32x4.mul (local.get $z) (local.get $z))))
 
         (local.set $a (f32x4.pmax (f32x4.pmin (local.get $a) (local.get $c_hi)) (local.get $c_lo)))
         (local.set $et (f32x4.add (f32x4.mul (local.get $a) (local.get $c_l2e)) (local.get $c_mag)))
         (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
         (local.set $er (f32x4.sub (f32x4.sub (local.get $a) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $c_p0) (local.get $er)) (local.get $c_p1)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p2)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p3)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p4)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p5)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $c_p0) (local.get $er) (local.get $c_p1)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p2)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p3)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p4)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p5)))
         (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
         (local.set $g (f32x4.mul (local.get $ep)
           (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
@@ -833,11 +948,11 @@
         (local.set $et (f32x4.add (f32x4.mul (local.get $e) (local.get $c_l2e)) (local.get $c_mag)))
         (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
         (local.set $er (f32x4.sub (f32x4.sub (local.get $e) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $c_p0) (local.get $er)) (local.get $c_p1)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p2)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p3)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p4)))
-        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (local.get $c_p5)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $c_p0) (local.get $er) (local.get $c_p1)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p2)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p3)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p4)))
+        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p5)))
         (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
         (local.set $e (f32x4.mul (local.get $ep)
           (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))

@@ -4,17 +4,36 @@
  * plain-op path for the other backends.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { KERNEL_NAMES, registerWasmKernels, wasmKernelsRegistered } from './register';
+import { KERNEL_NAMES, registerWasmKernels, unregisterWasmKernels, wasmKernelsRegistered } from './register';
 
 let autoRegister = process.env.IBOTLAB_KERNELS !== '0';
+let autoRegistered = false;
 
 /**
- * Whether model code registers our kernels on first use when the current
- * backend is wasm (default true; env IBOTLAB_KERNELS=0 turns it off, e.g. to
- * time the stock kernels).
+ * Register at import (only the 'wasm' kernel registry is touched; the backend
+ * need not exist yet), so that every product of a process runs on the same
+ * kernels. Registering at the model's first call instead would leave what
+ * runs earlier (the augmentation's colour products) on XNNPACK in the first
+ * step only, and a resumed run would then round differently from an
+ * uninterrupted one.
+ */
+if (autoRegister) {
+  registerWasmKernels();
+  autoRegistered = true;
+}
+
+/**
+ * Whether our kernels are registered automatically on the wasm backend
+ * (default true, at import; env IBOTLAB_KERNELS=0 turns it off, e.g. to time
+ * the stock kernels). Turning it off removes the kernels when they were
+ * registered automatically.
  */
 export function setAutoRegisterKernels(enabled: boolean): void {
   autoRegister = enabled;
+  if (!enabled && autoRegistered) {
+    unregisterWasmKernels();
+    autoRegistered = false;
+  }
 }
 
 /**
@@ -25,6 +44,15 @@ export function hasFusedKernels(): boolean {
   const backend = tf.getBackend();
   if (backend === 'wasm' && autoRegister && !wasmKernelsRegistered()) registerWasmKernels();
   return tf.getKernel(KERNEL_NAMES.gelu, backend) !== undefined;
+}
+
+/**
+ * Dense layer then exact GELU from one GEMM: returns h = x·W + b (kept for
+ * the backward pass) and y = gelu(h).
+ */
+export function fusedDenseGelu(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): { h: tf.Tensor2D; y: tf.Tensor2D } {
+  const [h, y] = tf.engine().runKernel(KERNEL_NAMES.denseGelu, { x, w, bias: b }) as tf.Tensor[];
+  return { h: h as tf.Tensor2D, y: y as tf.Tensor2D };
 }
 
 /** Exact GELU x·Φ(x), one kernel. */

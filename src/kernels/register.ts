@@ -4,9 +4,11 @@
  * Overrides (each falls back to the stock kernel for cases it does not
  * handle: dtype other than float32, unusual broadcasting or permutations):
  * - BatchMatMul: every transpose-flag variant and batch size through one
- *   packed GEMM; the stock kernel runs any batched or transposed product on a
- *   scalar loop (~1 GFLOP/s). Plain 2-D products stay on XNNPACK unless
- *   measured faster here (see `KernelOptions.plain2d`).
+ *   packed GEMM (relaxed-SIMD FMA where available); the stock kernel runs any
+ *   batched or transposed product on a scalar loop (~1 GFLOP/s). Plain 2-D
+ *   products too (faster than XNNPACK per thread), unless
+ *   `KernelOptions.plain2d` is false (then they stay on XNNPACK).
+ * - _FusedMatMul (x·W + b): the same GEMM, bias as the accumulators' start.
  * - Transpose: 4x4 register transposes for (batched) 2-D, row gathers when
  *   the last axis stays in place (e.g. the [0,2,1,3] head split).
  * - Sum / Mean over leading axes (bias and LayerNorm gradients): column sums
@@ -17,6 +19,7 @@
  *   gradient saves for the backward pass, so this saves a copy of most
  *   activations.
  * New kernels (called by src/model through src/kernels/ops.ts):
+ * - IbotDenseGelu: x·W + b and its GELU from one GEMM (GELU as epilogue).
  * - IbotGelu / IbotGeluGrad: exact GELU and its derivative, one pass each.
  * - IbotAttention / IbotAttentionGrad: softmax attention on the 2-D qkv
  *   matrix, heads as strided views (no split/transpose/merge).
@@ -25,12 +28,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
-import { Job, WasmBackendLike, WasmKernels, attentionScratchBytes, gemmScratchBytes, kernelsFor, setKernelThreads, splitRange } from './wasm_kernels';
+import { Job, SimdChoice, WasmBackendLike, WasmKernels, attentionScratchBytes, gemmScratchBytes, kernelsFor, setKernelSimd, setKernelThreads, splitRange } from './wasm_kernels';
 
 type TensorInfo = { dataId: object; shape: number[]; dtype: string };
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
 
 export const KERNEL_NAMES = {
+  denseGelu: 'IbotDenseGelu',
   gelu: 'IbotGelu',
   geluGrad: 'IbotGeluGrad',
   attention: 'IbotAttention',
@@ -41,11 +45,15 @@ export const KERNEL_NAMES = {
 
 export interface KernelOptions {
   /**
-   * Also take plain 2-D products (no transposes, batch 1) off XNNPACK.
-   * Default false: XNNPACK's 2-D path is as fast or faster, and it is
-   * multithreaded in the threaded build.
+   * Plain 2-D products (no transposes, batch 1: BatchMatMul and
+   * _FusedMatMul) on our GEMM rather than XNNPACK. Default true: measured
+   * faster on every dense product of the iBOT step, 1.03–1.17× with plain
+   * SIMD and 1.25–1.4× with relaxed SIMD per thread on an AMD EPYC
+   * (bench/gemm.ts); false leaves them to XNNPACK (A/B timing).
    */
   plain2d: boolean;
+  /** Instruction set of our module (default 'auto': relaxed SIMD when the engine has it). */
+  simd?: SimdChoice;
   /**
    * Threads a kernel call may use (main thread + workers). Default: env
    * IBOTLAB_KERNEL_THREADS, else the logical core count. Workers need the
@@ -55,7 +63,7 @@ export interface KernelOptions {
   threads?: number;
 }
 
-const DEFAULT_OPTIONS: KernelOptions = { plain2d: false };
+const DEFAULT_OPTIONS: KernelOptions = { plain2d: true };
 let options: KernelOptions = { ...DEFAULT_OPTIONS };
 /** Stock kernels we replaced, to fall back to and to restore. */
 const stock = new Map<string, tf.KernelConfig>();
@@ -137,20 +145,105 @@ function batchMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
       pa + s * bA, bA, sAm, sAk, pb + s * bB, bB, sBk, sBn, pc + s * M * N * 4, e - s, M, N, K, 1, k.scratch(gemmScratchBytes(N), i)]]));
     return out;
   }
-  // Few large products: split each one's rows or columns. Every piece packs
-  // its own copy of the other operand, so split the side that keeps the
-  // duplicated packing small (rows duplicate B: K·N; columns duplicate A: M·K).
   for (let i = 0; i < batch; i++) {
-    const a0 = pa + i * bA;
-    const b0 = pb + i * bB;
-    const c0 = pc + i * M * N * 4;
-    const byRows = N < 16 || (M >= 16 && M * K >= K * N);
-    const ranges = splitRange(byRows ? M : N, parts, byRows ? 4 : 8);
-    k.run(ranges.map(([s, e], j): Job => byRows
-      ? ['gemm', [a0 + s * sAm, sAm, sAk, b0, sBk, sBn, c0 + s * N * 4, N * 4, e - s, N, K, 1, 0, k.scratch(gemmScratchBytes(N), j)]]
-      : ['gemm', [a0, sAm, sAk, b0 + s * sBn, sBk, sBn, c0 + s * 4, N * 4, M, e - s, K, 1, 0, k.scratch(gemmScratchBytes(e - s), j)]]));
+    k.run(productJobs(k, { a: pa + i * bA, sAm, sAk, b: pb + i * bB, sBk, sBn, c: pc + i * M * N * 4, M, N, K, bias: 0, g: 0 }, parts));
   }
   return out;
+}
+
+/** One 2-D product C = op(A)·op(B) (+ bias) (G = gelu(C)); pointers and strides in bytes, C and G rows dense. */
+interface Product {
+  a: number;
+  sAm: number;
+  sAk: number;
+  b: number;
+  sBk: number;
+  sBn: number;
+  c: number;
+  M: number;
+  N: number;
+  K: number;
+  /** Heap offset of N bias floats, 0 for none. */
+  bias: number;
+  /** Heap offset of G (same shape as C), 0 for none. */
+  g: number;
+}
+
+/**
+ * A product cut into `parts` pieces of rows or columns. Every piece packs its
+ * own copy of the other operand, so split the side that keeps the duplicated
+ * packing small (row pieces each pack B: K·N; column pieces each pack A: M·K).
+ */
+function productJobs(k: WasmKernels, p: Product, parts: number): Job[] {
+  const { M, N, K } = p;
+  const byRows = N < 16 || (M >= 16 && M * K >= K * N);
+  const ranges = splitRange(byRows ? M : N, parts, byRows ? 4 : 8);
+  return ranges.map(([s, e], j): Job => byRows
+    ? ['dense', [p.a + s * p.sAm, p.sAm, p.sAk, p.b, p.sBk, p.sBn, p.c + s * N * 4, N * 4, e - s, N, K, p.bias, p.g && p.g + s * N * 4, k.scratch(gemmScratchBytes(N), j)]]
+    : ['dense', [p.a, p.sAm, p.sAk, p.b + s * p.sBn, p.sBk, p.sBn, p.c + s * 4, N * 4, M, e - s, K, p.bias && p.bias + s * 4, p.g && p.g + s * 4, k.scratch(gemmScratchBytes(e - s), j)]]);
+}
+
+/**
+ * _FusedMatMul (tf.fused.matMul: the dense layers' x·W + b) on our GEMM, the
+ * bias added as the accumulators' starting value. Handles float32, batch 1,
+ * any transpose flags, a bias of N values and no activation; the rest (and
+ * everything with `plain2d: false`) goes to the stock kernel.
+ */
+function fusedMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { a, b, bias, preluActivationWeights } = args.inputs;
+  const transA = Boolean(args.attrs?.transposeA);
+  const transB = Boolean(args.attrs?.transposeB);
+  const activation = (args.attrs?.activation as string | undefined) ?? 'linear';
+  if (activation !== 'linear' || preluActivationWeights || a.dtype !== 'float32' || b.dtype !== 'float32') return stockCall('_FusedMatMul', args);
+  if (a.shape.length !== 3 || b.shape.length !== 3 || a.shape[0] !== 1 || b.shape[0] !== 1) return stockCall('_FusedMatMul', args);
+  const M = transA ? a.shape[2] : a.shape[1];
+  const K = transA ? a.shape[1] : a.shape[2];
+  const Kb = transB ? b.shape[2] : b.shape[1];
+  const N = transB ? b.shape[1] : b.shape[2];
+  if (K !== Kb) return stockCall('_FusedMatMul', args);
+  if (bias && (bias.dtype !== 'float32' || prod(bias.shape) !== N || (bias.shape.length > 0 && bias.shape[bias.shape.length - 1] !== N))) return stockCall('_FusedMatMul', args);
+  if (!transA && !transB && !options.plain2d) return stockCall('_FusedMatMul', args);
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput([1, M, N], 'float32');
+  if (M * N === 0) return out;
+  const k = kernelsFor(backend);
+  const pc = k.offset(out.dataId);
+  const pbias = bias ? k.offset(bias.dataId) : 0;
+  const parts = 2 * M * N * K < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+  k.run(productJobs(k, {
+    a: k.offset(a.dataId), sAm: transA ? 4 : K * 4, sAk: transA ? M * 4 : 4,
+    b: k.offset(b.dataId), sBk: transB ? 4 : N * 4, sBn: transB ? K * 4 : 4,
+    c: pc, M, N, K, bias: pbias, g: 0,
+  }, parts));
+  return out;
+}
+
+/**
+ * IbotDenseGelu: h = x·W + b and y = gelu(h) from one GEMM whose epilogue
+ * runs the GELU on each block of rows while it is still in cache (saves the
+ * separate GELU kernel's pass over h). x [M, K], W [K, N], b [N]; outputs
+ * [h, y], h being what the GELU backward needs.
+ */
+function denseGelu(args: KernelArgs): TensorInfo[] {
+  const { x, w, bias } = args.inputs;
+  checkFloat(KERNEL_NAMES.denseGelu, x, w, bias);
+  if (x.shape.length !== 2 || w.shape.length !== 2 || x.shape[1] !== w.shape[0] || prod(bias.shape) !== w.shape[1]) {
+    throw new Error(`${KERNEL_NAMES.denseGelu}: x [M, K], W [K, N] and b [N] do not fit: [${x.shape}], [${w.shape}], [${bias.shape}]`);
+  }
+  const [M, K] = x.shape;
+  const N = w.shape[1];
+  const backend = args.backend as WasmBackendLike;
+  const h = backend.makeOutput([M, N], 'float32');
+  const y = backend.makeOutput([M, N], 'float32');
+  if (M * N > 0) {
+    const k = kernelsFor(backend);
+    const parts = 2 * M * N * K < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+    k.run(productJobs(k, {
+      a: k.offset(x.dataId), sAm: K * 4, sAk: 4, b: k.offset(w.dataId), sBk: N * 4, sBn: 4,
+      c: k.offset(h.dataId), M, N, K, bias: k.offset(bias.dataId), g: k.offset(y.dataId),
+    }, parts));
+  }
+  return [h, y];
 }
 
 /** Drop size-1 axes and merge axes that stay adjacent and in order under the permutation. */
@@ -394,6 +487,7 @@ function layerNormGrad(args: KernelArgs): TensorInfo {
 type OurKernel = (args: KernelArgs) => TensorInfo | TensorInfo[];
 const OVERRIDES: Record<string, OurKernel> = {
   BatchMatMul: batchMatMul,
+  _FusedMatMul: fusedMatMul,
   Transpose: transpose,
   Sum: (a) => leadingReduction('Sum', a),
   Mean: (a) => leadingReduction('Mean', a),
@@ -401,6 +495,7 @@ const OVERRIDES: Record<string, OurKernel> = {
   Identity: identity,
 };
 const NEW_KERNELS: Record<string, OurKernel> = {
+  [KERNEL_NAMES.denseGelu]: denseGelu,
   [KERNEL_NAMES.gelu]: gelu,
   [KERNEL_NAMES.geluGrad]: geluGrad,
   [KERNEL_NAMES.attention]: attention,
@@ -419,6 +514,7 @@ let registered = false;
 export function registerWasmKernels(opts: Partial<KernelOptions> = {}): void {
   options = { ...DEFAULT_OPTIONS, ...opts };
   setKernelThreads(options.threads);
+  setKernelSimd(options.simd ?? 'auto');
   if (registered) return;
   for (const [name, fn] of Object.entries(OVERRIDES)) {
     const orig = tf.getKernel(name, 'wasm');

@@ -8,7 +8,8 @@
  * choosing the module variant whose import matches (plain or shared).
  */
 import * as os from 'os';
-import { KERNELS_WASM_PLAIN, KERNELS_WASM_SHARED } from './wasm_binary';
+import * as v8 from 'v8';
+import { KERNELS_WASM_PLAIN, KERNELS_WASM_RELAXED_PLAIN, KERNELS_WASM_RELAXED_SHARED, KERNELS_WASM_SHARED } from './wasm_binary';
 import { KernelPool, MAX_CHUNKS, OpName } from './pool';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` that the kernels use (not exported typed by tfjs). */
@@ -29,6 +30,9 @@ export interface WasmBackendLike {
 export interface KernelExports {
   gemm(a: number, sAm: number, sAk: number, b: number, sBk: number, sBn: number, c: number, sCm: number,
     M: number, N: number, K: number, alpha: number, accum: number, ws: number): void;
+  /** C = op(A)·op(B) + bias (0: none); G = gelu(C) too when g is not 0. */
+  dense(a: number, sAm: number, sAk: number, b: number, sBk: number, sBn: number, c: number, sCm: number,
+    M: number, N: number, K: number, bias: number, g: number, ws: number): void;
   bmm(a: number, bA: number, sAm: number, sAk: number, b: number, bB: number, sBk: number, sBn: number,
     c: number, batch: number, M: number, N: number, K: number, alpha: number, ws: number): void;
   transpose(src: number, dst: number, batch: number, R: number, C: number, ldd: number): void;
@@ -43,12 +47,13 @@ export interface KernelExports {
   attn_bwd(qkv: number, probs: number, dout: number, dqkv: number, b0: number, b1: number, N: number, H: number, d: number, scale: number, ws: number): void;
 }
 
-/** K-chunk of the GEMM (must match kernels.wat). */
+/** K-chunk and row block of the GEMM (must match kernels.wat). */
 const KC = 256;
+const MC = 64;
 
-/** Scratch bytes `gemm` needs for an output with N columns. */
+/** Scratch bytes `gemm` / `dense` need for an output with N columns. */
 export function gemmScratchBytes(N: number): number {
-  return (KC * (Math.ceil(N / 8) * 8) + KC * 4 + 32) * 4;
+  return (KC * (Math.ceil(N / 8) * 8) + MC * KC + 32) * 4;
 }
 
 /** Scratch bytes `attn_fwd` / `attn_bwd` need for N tokens of head width d. */
@@ -58,34 +63,97 @@ export function attentionScratchBytes(N: number, d: number): number {
 }
 
 /**
+ * Which instruction set the kernels use: 'relaxed' (relaxed SIMD: fused
+ * multiply-add in the GEMM where the CPU has FMA), 'plain' (SIMD 128 only),
+ * 'auto' (relaxed when the engine has it).
+ */
+export type SimdChoice = 'auto' | 'relaxed' | 'plain';
+
+/** A module with one f32x4.relaxed_madd: f(a, b, c) = lane 0 of a·b + c. */
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 125, 125, 125, 1, 125, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 22, 1, 20, 0, 32,
+  0, 253, 19, 32, 1, 253, 19, 32, 2, 253, 19, 253, 133, 2, 253, 31, 0, 11,
+]);
+
+let relaxedState: { available: boolean; fused: boolean } | undefined;
+
+/**
+ * Whether this engine runs relaxed SIMD, and whether its multiply-add is
+ * fused (one rounding: the CPU's FMA) or a multiply then an add.
+ *
+ * Node 20 (V8 11.3) has relaxed SIMD behind --experimental-wasm-relaxed-simd;
+ * setting the flag at run time, before our module compiles, is enough (V8
+ * reads wasm feature flags per compilation). Node >= 22 has it on by
+ * default. IBOTLAB_RELAXED_SIMD=0 leaves the flag alone and reports no
+ * relaxed SIMD.
+ */
+export function relaxedSimd(): { available: boolean; fused: boolean } {
+  if (relaxedState) return relaxedState;
+  relaxedState = { available: false, fused: false };
+  if (process.env.IBOTLAB_RELAXED_SIMD === '0') return relaxedState;
+  if (!WebAssembly.validate(RELAXED_PROBE)) {
+    try {
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    } catch {
+      return relaxedState;
+    }
+    if (!WebAssembly.validate(RELAXED_PROBE)) return relaxedState;
+  }
+  const f = new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE)).exports.f as (a: number, b: number, c: number) => number;
+  // (1 + 2⁻¹²)² − (1 + 2⁻¹¹) = 2⁻²⁴ exactly; a rounded product loses it (a tie, rounded to even).
+  const a = 1 + 2 ** -12;
+  relaxedState = { available: true, fused: f(a, a, -(1 + 2 ** -11)) === 2 ** -24 };
+  return relaxedState;
+}
+
+/** Whether a choice resolves to the relaxed-SIMD module on this engine (throws when 'relaxed' is asked for and absent). */
+export function useRelaxed(choice: SimdChoice): boolean {
+  if (choice === 'plain') return false;
+  const { available } = relaxedSimd();
+  if (choice === 'relaxed' && !available) throw new Error('relaxed SIMD is not available in this engine (Node >= 22, or Node 20 with --experimental-wasm-relaxed-simd)');
+  return available;
+}
+
+function moduleBytes(shared: boolean, relaxed: boolean): Buffer {
+  const b64 = relaxed ? (shared ? KERNELS_WASM_RELAXED_SHARED : KERNELS_WASM_RELAXED_PLAIN) : shared ? KERNELS_WASM_SHARED : KERNELS_WASM_PLAIN;
+  return Buffer.from(b64, 'base64');
+}
+
+/**
  * Instantiate the kernels module on any WebAssembly.Memory (tests use a
  * fresh one to exercise the non-shared variant in a process whose tfjs
- * backend is threaded).
+ * backend is threaded, and to compare the relaxed and plain variants).
  */
-export function instantiateKernels(memory: WebAssembly.Memory): KernelExports {
+export function instantiateKernels(memory: WebAssembly.Memory, simd: SimdChoice = 'auto'): KernelExports {
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const module = new WebAssembly.Module(Buffer.from(shared ? KERNELS_WASM_SHARED : KERNELS_WASM_PLAIN, 'base64'));
+  const module = new WebAssembly.Module(moduleBytes(shared, useRelaxed(simd)));
   return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
 }
 
 /** A kernel call: export name and its arguments. */
 export type Job = [OpName, number[]];
 
+/** Most threads our kernels use (a call is cut into at most MAX_CHUNKS chunks, a few per thread). */
+export const MAX_KERNEL_THREADS = MAX_CHUNKS / 2;
+
 /**
  * Threads our kernels may use: env IBOTLAB_KERNEL_THREADS, else the number of
- * logical cores (capped at 8). Only a shared (threaded-build) memory allows
- * more than one.
+ * logical cores. Unlike tfjs-wasm's own pool (8 threads at most, see
+ * src/backend/wasm-node.ts) ours is not capped below the machine's core
+ * count. Only a shared (threaded-build) memory allows more than one.
  */
 export function defaultKernelThreads(): number {
   const env = Number(process.env.IBOTLAB_KERNEL_THREADS);
-  if (Number.isInteger(env) && env >= 1) return Math.min(env, 16);
+  if (Number.isInteger(env) && env >= 1) return Math.min(env, MAX_KERNEL_THREADS);
   const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(8, n));
+  return Math.max(1, Math.min(MAX_KERNEL_THREADS, n));
 }
 
 export class WasmKernels {
   readonly exports: KernelExports;
   readonly shared: boolean;
+  /** Running the relaxed-SIMD module (fused multiply-add in the GEMM where the CPU has it). */
+  readonly relaxed: boolean;
   readonly memory: WebAssembly.Memory;
   /** Participants in a parallel call: the main thread plus the pool's workers. */
   readonly parts: number;
@@ -95,17 +163,18 @@ export class WasmKernels {
   private readonly scratchPtr: number[] = [];
   private readonly scratchBytes: number[] = [];
 
-  constructor(readonly backend: WasmBackendLike, threads = defaultKernelThreads()) {
+  constructor(readonly backend: WasmBackendLike, threads = defaultKernelThreads(), simd: SimdChoice = 'auto') {
     const mem = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
     if (!mem || !(mem instanceof WebAssembly.Memory)) {
       throw new Error('the tfjs wasm backend exposes no WebAssembly.Memory (unknown tfjs-backend-wasm build); custom kernels unavailable');
     }
     this.memory = mem;
     this.shared = typeof SharedArrayBuffer !== 'undefined' && mem.buffer instanceof SharedArrayBuffer;
-    const bytes = Buffer.from(this.shared ? KERNELS_WASM_SHARED : KERNELS_WASM_PLAIN, 'base64');
-    const module = new WebAssembly.Module(bytes);
+    this.relaxed = useRelaxed(simd);
+    const module = new WebAssembly.Module(moduleBytes(this.shared, this.relaxed));
     const instance = new WebAssembly.Instance(module, { env: { memory: mem } });
     this.exports = instance.exports as unknown as KernelExports;
+    threads = Math.min(threads, MAX_KERNEL_THREADS);
     this.pool = this.shared && threads > 1 ? new KernelPool(threads - 1, module, mem) : undefined;
     this.parts = 1 + (this.pool?.size ?? 0);
     this.chunks = this.parts === 1 ? 1 : Math.min(MAX_CHUNKS, 4 * this.parts);
@@ -170,30 +239,50 @@ export function splitRange(n: number, parts: number, align = 1): Array<[number, 
   return out;
 }
 
-const cache = new WeakMap<object, WasmKernels>();
+/** Per backend, one kernels instance per module variant (switching variants, e.g. in benchmarks, keeps both warm). */
+const cache = new WeakMap<object, Map<boolean, WasmKernels>>();
 
 let threadsWanted: number | undefined;
+let simdWanted: SimdChoice = 'auto';
 
 /** Thread count for kernel instances created from now on (undefined: `defaultKernelThreads()`). */
 export function setKernelThreads(n: number | undefined): void {
   threadsWanted = n;
 }
 
-/** The kernels instance bound to this backend (created on first use). */
+/** Instruction set of the kernels used from now on (env IBOTLAB_SIMD=plain|relaxed overrides 'auto'). */
+export function setKernelSimd(choice: SimdChoice): void {
+  simdWanted = choice;
+}
+
+const ENV_SIMD: SimdChoice = process.env.IBOTLAB_SIMD === 'plain' || process.env.IBOTLAB_SIMD === 'relaxed' ? process.env.IBOTLAB_SIMD : 'auto';
+
+function simdChoice(): SimdChoice {
+  return simdWanted !== 'auto' ? simdWanted : ENV_SIMD;
+}
+
+/** The kernels instance bound to this backend for the current instruction set (created on first use). */
 export function kernelsFor(backend: WasmBackendLike): WasmKernels {
-  let k = cache.get(backend);
+  const choice = simdChoice();
+  const relaxed = useRelaxed(choice);
+  let byVariant = cache.get(backend);
+  if (!byVariant) {
+    byVariant = new Map();
+    cache.set(backend, byVariant);
+  }
+  let k = byVariant.get(relaxed);
   if (!k) {
-    k = new WasmKernels(backend, threadsWanted ?? defaultKernelThreads());
-    cache.set(backend, k);
+    k = new WasmKernels(backend, threadsWanted ?? defaultKernelThreads(), relaxed ? 'relaxed' : 'plain');
+    byVariant.set(relaxed, k);
   }
   return k;
 }
 
-/** Stop the worker threads and free the scratch of this backend's kernels instance. */
+/** Stop the worker threads and free the scratch of this backend's kernels instances. */
 export function releaseKernels(backend: WasmBackendLike): void {
-  const k = cache.get(backend);
-  if (k) {
-    k.dispose();
+  const byVariant = cache.get(backend);
+  if (byVariant) {
+    for (const k of byVariant.values()) k.dispose();
     cache.delete(backend);
   }
 }

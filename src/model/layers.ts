@@ -9,30 +9,36 @@
  * form backward passes: fewer, cheaper ops than the chain autodiff builds.
  * Every gradient here is checked against finite differences in the tests.
  *
- * With our wasm kernels registered (src/kernels), transposes and bias
- * gradients (column sums) are SIMD kernels, and GELU and LayerNorm are one
- * fused kernel each way.
+ * With our wasm kernels registered (src/kernels), every product here is our
+ * packed GEMM, which reads transposed operands through its packing: the
+ * gradients then use transpose flags instead of explicit transposes. Bias
+ * gradients (column sums) are SIMD kernels, GELU and LayerNorm are one fused
+ * kernel each way, and `linearGelu` adds the bias and applies the GELU in the
+ * GEMM's epilogue.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
 import '../util/gradients';
-import { fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, hasFusedKernels } from '../kernels/ops';
+import { fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, hasFusedKernels } from '../kernels/ops';
 
 type T = tf.Tensor;
 
-/** dx = dy·Wᵀ. W is small, so its explicit transpose is cheap and the product stays on XNNPACK's 2-D path. */
+/**
+ * dx = dy·Wᵀ. Our GEMM packs Wᵀ straight from W; elsewhere the transpose is
+ * explicit (W is small) so the product stays on the stock 2-D path (on
+ * stock wasm any transpose flag falls onto a scalar loop).
+ */
 function linearGradX(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(dy, tf.transpose(w));
+  return hasFusedKernels() ? tf.matMul(dy, w, false, true) : tf.matMul(dy, tf.transpose(w));
 }
 
 /**
- * dW = xᵀ·dy as transpose + plain product: the stock transposed-flag product
- * is a scalar loop, and measured here XNNPACK's 2-D path (multithreaded,
- * work-stealing) edges out our own transposed-operand GEMM once our kernels
- * make the explicit transpose cheap (~4 ms instead of ~30 ms for [6400, 512]).
+ * dW = xᵀ·dy. Our GEMM packs xᵀ straight from x, saving a transpose of the
+ * large activation ([6400, 512] in the bench step); elsewhere transpose +
+ * plain product, for the same reason as in `linearGradX`.
  */
 function linearGradW(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(tf.transpose(x), dy);
+  return hasFusedKernels() ? tf.matMul(x, dy, true, false) : tf.matMul(tf.transpose(x), dy);
 }
 
 /** y = x·W + b with x [M, in], W [in, out] (kernel layout), b [out]. */
@@ -64,6 +70,29 @@ const linearNoBias = tf.customGrad(((x: T, w: T, save: tf.GradSaveFunc) => {
 export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
   return (b ? linearWithBias(x, w, b) : linearNoBias(x, w)) as tf.Tensor2D;
 }
+
+/**
+ * gelu(x·W + b), the MLP's first layer. With our kernels one GEMM adds the
+ * bias and applies the GELU in its epilogue (no separate pass over the
+ * [M, out] pre-activation); elsewhere `gelu(linear(x, w, b))`. Same values
+ * and gradients either way.
+ */
+export function linearGelu(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  return (hasFusedKernels() ? linearGeluFused(x, w, b) : gelu(linear(x, w, b))) as tf.Tensor2D;
+}
+
+const linearGeluFused = tf.customGrad(((x: T, w: T, b: T, save: tf.GradSaveFunc) => {
+  const { h, y } = fusedDenseGelu(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D);
+  save([x, w, h]);
+  return {
+    value: y,
+    gradFunc: (dy: T, saved: T[]) => {
+      const [xs, ws, hs] = saved;
+      const dh = fusedGeluGrad(hs, dy) as tf.Tensor2D;
+      return [linearGradX(dh, ws as tf.Tensor2D), linearGradW(xs as tf.Tensor2D, dh), tf.sum(dh, 0)];
+    },
+  };
+}) as unknown as CustomGradientFunc<T>);
 
 /** Row-wise LayerNorm of x [M, D] with affine gamma/beta [D]; eps 1e-6 as timm's ViT. */
 export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-6): tf.Tensor2D {
