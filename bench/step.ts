@@ -44,7 +44,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
 import type { BackendName } from '../src/backend';
-import { registerWasmKernels, setAutoRegisterKernels, wasmKernelsRegistered, kernelsFor, WasmBackendLike } from '../src/kernels';
+import { registerWasmKernels, setAutoRegisterKernels, wasmKernelsRegistered, kernelsFor, relaxedSimd, WasmBackendLike } from '../src/kernels';
 import { IBOTModelConfig } from '../src/train/ibot';
 import { PretrainConfig, buildModel } from '../src/train/config';
 import { pretrainPreset } from '../src/train/presets';
@@ -270,6 +270,8 @@ async function main(): Promise<void> {
   if (args.stock) setAutoRegisterKernels(false);
   else if (info.name === 'wasm') registerWasmKernels({ threads: args.threads });
   const kernelThreads = wasmKernelsRegistered() ? kernelsFor(tf.backend() as unknown as WasmBackendLike).parts : 0;
+  // Which SIMD the kernels run: relaxed SIMD (its multiply-add fused into one FMA where the CPU has one) or plain.
+  const simd = wasmKernelsRegistered() ? (kernelsFor(tf.backend() as unknown as WasmBackendLike).relaxed ? `relaxed SIMD${relaxedSimd().fused ? ', FMA fused' : ', multiply-add unfused'}` : 'plain SIMD') : 'n/a';
   const ds = loadEmbeddedFashionMnist().train;
   // The benchmark's batch (default: the configuration's own, 64 for the paper's ViT-S/16 step).
   const base = pretrainPreset(args.config);
@@ -333,6 +335,7 @@ async function main(): Promise<void> {
     gpu: info.gpu,
     kernels: wasmKernelsRegistered(),
     kernelThreads,
+    simd,
     batch: B,
     steps: timings.length,
     syncPhases: args.syncPhases,
@@ -367,7 +370,7 @@ async function main(): Promise<void> {
   }
   const f1 = (x: number): string => x.toFixed(1);
   console.log(`iBOT training step, ${args.config} config (batch ${B}, ${result.crops} crops) — ${result.backend}`);
-  if (info.name === 'wasm') console.log(`  our wasm kernels: ${result.kernels ? `on (${kernelThreads} thread${kernelThreads === 1 ? '' : 's'})` : 'off (stock tfjs kernels)'}`);
+  if (info.name === 'wasm') console.log(`  our wasm kernels: ${result.kernels ? `on (${kernelThreads} thread${kernelThreads === 1 ? '' : 's'}, ${simd})` : 'off (stock tfjs kernels)'}; Node ${process.version}`);
   console.log(`  images/s (full step, median of ${result.steps}): ${f1(result.imagesPerSec)}   (model only: ${f1(result.imagesPerSecModelOnly)}; fastest step: ${f1(result.bestImagesPerSec)})`);
   console.log(
     `  ms/step: augment ${f1(result.ms.augment)} | teacher ${f1(result.ms.teacher)} | student fwd+bwd ${f1(result.ms.studentFwdBwd)} | optimizer+EMA ${f1(result.ms.optimizer)} | total ${f1(result.ms.total)}` +

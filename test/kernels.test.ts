@@ -203,6 +203,55 @@ describe('wasm kernels', () => {
     setParallelThresholds();
   });
 
+  it('slice, split and unstack copy from the heap: every rank, contiguous or strided, int32 and bool, against an index reference', async () => {
+    const cases: Array<[number[], number[], number[]]> = [
+      [[1000], [17], [500]],
+      [[7, 9], [2, 0], [3, 9]], // whole rows: one run
+      [[7, 9], [1, 3], [4, 5]], // strided
+      [[4, 6, 5], [1, 2, 0], [2, 3, 5]],
+      [[4, 6, 5], [0, 0, 1], [4, 6, 3]],
+      [[3, 5, 4, 7], [1, 1, 1, 2], [2, 3, 2, 4]],
+      [[2, 3, 4, 5, 6], [1, 0, 2, 1, 3], [1, 3, 2, 3, 3]],
+      [[5, 1, 3], [2, 0, 0], [0, 1, 3]], // empty
+    ];
+    for (const [shape, begin, size] of cases) {
+      const n = shape.reduce((p, v) => p * v, 1);
+      const x = randArray(n);
+      const strides = shape.map((_, i) => shape.slice(i + 1).reduce((p, v) => p * v, 1));
+      const m = size.reduce((p, v) => p * v, 1);
+      const want = new Float32Array(m);
+      const idx = new Array<number>(shape.length).fill(0);
+      for (let o = 0; o < m; o++) {
+        let rem = o;
+        for (let j = size.length - 1; j >= 0; j--) {
+          idx[j] = rem % size[j];
+          rem = Math.floor(rem / size[j]);
+        }
+        want[o] = x[idx.reduce((acc, v, j) => acc + (v + begin[j]) * strides[j], 0)];
+      }
+      const got = tf.tidy(() => tf.slice(tf.tensor(x, shape), begin, size));
+      assert.deepEqual(got.shape, size);
+      assert.deepEqual(Array.from(got.dataSync()), Array.from(want), `slice ${shape} from ${begin} size ${size}`);
+      got.dispose();
+      const gotInt = tf.tidy(() => tf.slice(tf.tensor(Int32Array.from(x, (v) => Math.round(v * 1000)), shape, 'int32'), begin, size).dataSync());
+      assert.deepEqual(Array.from(gotInt), Array.from(want, (v) => Math.round(v * 1000)));
+    }
+    const b = tf.tidy(() => tf.slice(tf.tensor([true, false, true, true], [4], 'bool'), 1, 2).dataSync());
+    assert.deepEqual(Array.from(b), [0, 1]);
+    // split and unstack give the same pieces as slices, and free nothing they should keep.
+    const before = tf.memory().numTensors;
+    const flat = tf.tensor1d(randArray(23));
+    const parts = tf.split(flat, [5, 0, 11, 7]);
+    assert.deepEqual(parts.map((q) => q.shape[0]), [5, 0, 11, 7]);
+    assert.deepEqual(Array.from(parts[2].dataSync()), Array.from(flat.dataSync().slice(5, 16)));
+    const m3 = tf.tensor(randArray(4 * 3 * 2), [4, 3, 2]);
+    const rows = tf.unstack(m3, 1);
+    assert.deepEqual(rows.map((r) => r.shape), [[4, 2], [4, 2], [4, 2]]);
+    assert.deepEqual(Array.from(rows[1].dataSync()), Array.from(tf.tidy(() => tf.slice(m3, [0, 1, 0], [4, 1, 2]).dataSync())));
+    tf.dispose([flat, m3, ...parts, ...rows]);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   it('simplifyPermutation merges axes that move together and drops unit axes', async () => {
     assert.deepEqual(simplifyPermutation([2, 3, 4, 5], [0, 2, 3, 1]), { shape: [2, 3, 20], perm: [0, 2, 1] });
     assert.deepEqual(simplifyPermutation([2, 1, 4], [2, 1, 0]), { shape: [2, 4], perm: [1, 0] });

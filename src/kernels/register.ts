@@ -368,6 +368,87 @@ function identity(args: KernelArgs): TensorInfo | TensorInfo[] {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+/**
+ * Slices copied straight out of the heap. The stock wasm Slice reads the
+ * whole input back (a fresh copy) for every slice, so cutting a flat vector
+ * of a million parameters into 60 tensors copied it 60 times (150 ms for what
+ * is 5 MB of memcpy). Only the inner contiguous runs move here.
+ */
+function sliceOut(backend: WasmBackendLike, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+  const out = backend.makeOutput(size, x.dtype);
+  const n = prod(size);
+  if (n === 0) return out;
+  // Views only after makeOutput: allocating may grow the heap and detach earlier views.
+  const heap = (backend as unknown as { typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array }).typedArrayFromHeap;
+  const src = heap.call(backend, x);
+  const dst = heap.call(backend, out);
+  const shape = x.shape;
+  const rank = shape.length;
+  // The innermost axes the slice covers fully, plus the first partial one, form one contiguous run.
+  let inner = rank - 1;
+  let run = size[rank - 1] ?? 1;
+  while (inner > 0 && size[inner] === shape[inner]) {
+    inner--;
+    run *= size[inner];
+  }
+  const strides = new Array<number>(rank).fill(1);
+  for (let i = rank - 2; i >= 0; i--) strides[i] = strides[i + 1] * shape[i + 1];
+  const base = begin.reduce((acc, b, i) => acc + b * strides[i], 0);
+  const outer = inner > 0 ? size.slice(0, inner) : [];
+  const count = prod(outer);
+  const idx = new Array<number>(outer.length).fill(0);
+  for (let r = 0; r < count; r++) {
+    let off = base;
+    for (let i = 0; i < outer.length; i++) off += idx[i] * strides[i];
+    dst.set(src.subarray(off, off + run), r * run);
+    for (let i = outer.length - 1; i >= 0; i--) {
+      if (++idx[i] < outer[i]) break;
+      idx[i] = 0;
+    }
+  }
+  return out;
+}
+
+const heapDtype = (t: TensorInfo): boolean => t.dtype === 'float32' || t.dtype === 'int32' || t.dtype === 'bool';
+
+function slice(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x } = args.inputs;
+  if (!heapDtype(x)) return stockCall('Slice', args);
+  const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, args.attrs?.begin as number[], args.attrs?.size as number[]);
+  return sliceOut(args.backend as WasmBackendLike, x, begin, size);
+}
+
+function splitV(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x } = args.inputs;
+  if (!heapDtype(x)) return stockCall('SplitV', args);
+  const axis = tf.util.parseAxisParam(args.attrs?.axis as number, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, args.attrs?.numOrSizeSplits as number[] | number, axis);
+  const begin = new Array<number>(x.shape.length).fill(0);
+  return sizes.map((s) => {
+    const size = x.shape.slice();
+    size[axis] = s;
+    const part = sliceOut(args.backend as WasmBackendLike, x, begin, size);
+    begin[axis] += s;
+    return part;
+  });
+}
+
+function unpack(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { value } = args.inputs;
+  if (!heapDtype(value)) return stockCall('Unpack', args);
+  const rank = value.shape.length;
+  const axis = ((args.attrs?.axis as number) + rank) % rank;
+  const outShape = value.shape.filter((_, i) => i !== axis);
+  const begin = new Array<number>(rank).fill(0);
+  const size = value.shape.slice();
+  size[axis] = 1;
+  return Array.from({ length: value.shape[axis] }, (_, i) => {
+    begin[axis] = i;
+    const part = sliceOut(args.backend as WasmBackendLike, value, begin, size);
+    return { ...part, shape: outShape };
+  });
+}
+
 function checkFloat(name: string, ...ts: TensorInfo[]): void {
   for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${name} takes float32 tensors, got ${t.dtype}`);
 }
@@ -493,6 +574,9 @@ const OVERRIDES: Record<string, OurKernel> = {
   Mean: (a) => leadingReduction('Mean', a),
   Exp: exp,
   Identity: identity,
+  Slice: slice,
+  SplitV: splitV,
+  Unpack: unpack,
 };
 const NEW_KERNELS: Record<string, OurKernel> = {
   [KERNEL_NAMES.denseGelu]: denseGelu,
