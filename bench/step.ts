@@ -51,6 +51,7 @@ import { pretrainPreset } from '../src/train/presets';
 import { ibotBatch, disposeIBOTBatch } from '../src/augment';
 import { loadEmbeddedFashionMnist, toTensor, ImageDataset } from '../src/data';
 import { Rng } from '../src/util/rng';
+import { makeDirs } from '../src/util/fs';
 
 interface Args {
   json: boolean;
@@ -361,7 +362,7 @@ async function main(): Promise<void> {
   };
   if (!Number.isFinite(result.finalLoss)) throw new Error(`the training loss is not finite (${result.finalLoss}): the step is broken`);
   if (args.out) {
-    fs.mkdirSync(path.dirname(args.out), { recursive: true });
+    makeDirs(path.dirname(args.out));
     fs.writeFileSync(args.out, JSON.stringify(result, null, 1) + '\n');
   }
   if (args.json) {

@@ -125,6 +125,8 @@ export function parseProtocols(spec: string): ProtocolName[] {
 /** Where features come from: a model (or none, for pixels), its normalisation and a name for tables. */
 interface Source {
   name: string;
+  /** What an image folder is read as: the model's input size and channels. */
+  input: { imageSize: number; channels: 1 | 3 };
   /** The dataset the model was made for, when known. */
   dataset?: string;
   backbone?: VisionTransformer;
@@ -161,20 +163,20 @@ async function openSource(a: EvalArgs, kind: FeatureSource, log: (t: string) => 
       // The same architecture at random initialisation: the baseline a pretrained model is compared with.
       const fresh = new VisionTransformer(model.config, a.seed ?? 0);
       model.dispose();
-      return { name: 'random', backbone: fresh, normalize: report.normalization, imageSize: fresh.config.imgSize, cacheDir: defaultCache, dispose: () => fresh.dispose() };
+      return { name: 'random', input: inputOf(fresh.config), backbone: fresh, normalize: report.normalization, imageSize: fresh.config.imgSize, cacheDir: defaultCache, dispose: () => fresh.dispose() };
     }
-    return { name: path.basename(a.weights), backbone: model, normalize: report.normalization, imageSize: model.config.imgSize, cacheDir: defaultCache, dispose: () => model.dispose() };
+    return { name: path.basename(a.weights), input: inputOf(model.config), backbone: model, normalize: report.normalization, imageSize: model.config.imgSize, cacheDir: defaultCache, dispose: () => model.dispose() };
   }
   if (kind === 'pixels') {
     const preset = a.checkpoint && hasCheckpoint(a.checkpoint) ? loadRunConfig(a.checkpoint) : pretrainPreset(a.preset);
-    return { name: 'pixels', dataset: preset.dataset, normalize: null, cacheDir: defaultCache, dispose: none };
+    return { name: 'pixels', input: inputOf(preset.model.vit), dataset: preset.dataset, normalize: null, cacheDir: defaultCache, dispose: none };
   }
   if (a.checkpoint) {
     checkpointConfig(a.checkpoint, kind);
     if (kind === 'checkpoint') {
       const run = loadRun(a.checkpoint);
       const { backbone, head } = run.model.teacher;
-      return { name: a.checkpoint, dataset: run.config.dataset, backbone, head, normalize: run.normalize, config: run.config, cacheDir: path.join(a.checkpoint, 'features'), dispose: () => run.model.dispose() };
+      return { name: a.checkpoint, input: inputOf(run.config.model.vit), dataset: run.config.dataset, backbone, head, normalize: run.normalize, config: run.config, cacheDir: path.join(a.checkpoint, 'features'), dispose: () => run.model.dispose() };
     }
   } else if (kind === 'checkpoint') {
     throw new Error(
@@ -186,7 +188,11 @@ async function openSource(a: EvalArgs, kind: FeatureSource, log: (t: string) => 
   const model = buildModel(config, a.seed ?? config.seed);
   const normalize = resolveNormalize(config.crops.normalize, config.model.vit.inChans);
   const { backbone, head } = model.teacher;
-  return { name: 'random', dataset: config.dataset, backbone, head, normalize, config, cacheDir: defaultCache, dispose: () => model.dispose() };
+  return { name: 'random', input: inputOf(config.model.vit), dataset: config.dataset, backbone, head, normalize, config, cacheDir: defaultCache, dispose: () => model.dispose() };
+}
+
+function inputOf(vit: { imgSize: number; inChans: number }): Source['input'] {
+  return { imageSize: vit.imgSize, channels: vit.inChans === 1 ? 1 : 3 };
 }
 
 function loadRunConfig(dir: string): PretrainConfig {
@@ -220,7 +226,7 @@ export async function evalReport(a: EvalArgs): Promise<EvalReport> {
     }
     let splits: { train: ImageDataset; test: ImageDataset };
     try {
-      splits = await loadSplits(dataset, a.dataPath);
+      splits = await loadSplits(dataset, a.dataPath, src.input);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n(the bundled 'fashion-mnist-embedded' needs no download: --dataset fashion-mnist-embedded)`);
     }

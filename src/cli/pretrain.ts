@@ -11,6 +11,7 @@ import { hasCheckpoint } from '../train/checkpoint';
 import { backboneKnn } from '../eval/protocols';
 import { ProgressBar, formatDuration } from '../util/progress';
 import { CommandSpec, OptionValues, flag, num, str } from './args';
+import { makeDirs } from '../util/fs';
 
 export const PRETRAIN_COMMAND: CommandSpec = {
   name: 'pretrain',
@@ -37,12 +38,14 @@ export const PRETRAIN_COMMAND: CommandSpec = {
  * cannot be created or written fails now, in one line, not after minutes of
  * training (or never, as a process stuck on an unwritable path).
  */
-function ensureWritable(dir: string): void {
+function ensureWritable(dir: string): boolean {
+  const existed = fs.existsSync(dir);
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     const probe = path.join(dir, `.write-test-${process.pid}`);
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);
+    return !existed;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     throw new Error(`cannot write the run folder '${dir}' (${code}); pass --out with a folder you can write to, e.g. --out runs/my-run`);
@@ -87,9 +90,20 @@ export async function runPretrain(v: OptionValues, env: { gpu: boolean } = { gpu
   if (resume && !hasCheckpoint(out)) {
     throw new Error(`--resume: there is no checkpoint in '${out}' to continue (checkpoint.json and checkpoint.safetensors are missing); start the run without --resume, or point --out at a run folder`);
   }
-  ensureWritable(out);
+  const created = ensureWritable(out);
+  try {
+    return await pretrainInto(v, cfg, out, resume);
+  } catch (e) {
+    // Nothing half-written: a run folder made for this run and still empty goes again.
+    if (created && fs.existsSync(out) && fs.readdirSync(out).length === 0) fs.rmdirSync(out);
+    throw e;
+  }
+}
+
+async function pretrainInto(v: OptionValues, cfg: PretrainConfig, out: string, resume: boolean): Promise<number> {
   process.stderr.write(`loading ${cfg.dataset}…\n`);
-  const splits = await loadSplits(cfg.dataset, str(v, 'data-path'));
+  // Image folders are resized to the recipe's image size (images of any size and mix of sizes).
+  const splits = await loadSplits(cfg.dataset, str(v, 'data-path'), { imageSize: cfg.model.vit.imgSize, channels: cfg.model.vit.inChans as 1 | 3 });
   const n = num(v, 'subset');
   const train = n ? subset(splits.train, Array.from({ length: Math.min(n, splits.train.n) }, (_, i) => i)) : splits.train;
   const trainer = new Pretrainer(cfg, train, { outDir: out, resume, minutes: num(v, 'minutes'), checkpointEvery: num(v, 'checkpoint-every') });

@@ -332,8 +332,15 @@ export function loadEmbeddedFashionMnist(opts: EmbeddedOptions = {}): { train: I
  * gives its own 8,000 / 2,000 split). What pretraining and every evaluation
  * load.
  */
-export async function loadSplits(dataset: string, dataPath?: string): Promise<{ train: ImageDataset; test: ImageDataset }> {
+export async function loadSplits(
+  dataset: string,
+  dataPath?: string,
+  folder: Pick<LoadDatasetOptions, 'imageSize' | 'channels'> = {},
+): Promise<{ train: ImageDataset; test: ImageDataset }> {
   if (dataset === 'fashion-mnist-embedded') return loadEmbeddedFashionMnist({ path: dataPath });
-  const [train, test] = await Promise.all([loadDataset(dataset, { split: 'train', path: dataPath }), loadDataset(dataset, { split: 'test', path: dataPath })]);
+  const [train, test] = await Promise.all([
+    loadDataset(dataset, { split: 'train', path: dataPath, ...folder }),
+    loadDataset(dataset, { split: 'test', path: dataPath, ...folder }),
+  ]);
   return { train, test };
 }

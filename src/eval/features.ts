@@ -15,6 +15,7 @@ import { VisionTransformer } from '../model/vit';
 import { IBOTHead } from '../model/head';
 import { normalizeImages } from '../data/normalize';
 import { ProgressBar } from '../util/progress';
+import { makeDirs } from '../util/fs';
 
 export interface FeatureOptions {
   /** Images per forward pass (default 256). */
@@ -132,7 +133,7 @@ export async function cachedFeatures(
   head.writeUInt32LE(rows, 0);
   head.writeUInt32LE(cols, 4);
   const data = (await f.data()) as Float32Array;
-  fs.mkdirSync(cacheDir, { recursive: true });
+  makeDirs(cacheDir);
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, Buffer.concat([head, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
   fs.renameSync(tmp, file);

@@ -18,6 +18,7 @@ import type { ColumnTable } from 'arquero';
 import type { EvalReport, EvalResult } from './protocols';
 import type { ClusterResult } from './cluster';
 import type { LinearProbeResult } from './linear';
+import { makeDirs } from '../util/fs';
 
 export type { ColumnTable } from 'arquero';
 
@@ -238,7 +239,7 @@ export function saveTable(table: ColumnTable, file: string): void {
   if (ext === '.csv') text = table.toCSV();
   else if (ext === '.json') text = JSON.stringify(table.objects(), null, 1);
   else throw new Error(`saveTable: unknown extension '${ext}' of ${file}; use .csv or .json`);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  makeDirs(path.dirname(path.resolve(file)));
   fs.writeFileSync(file, text.endsWith('\n') ? text : text + '\n');
 }
 

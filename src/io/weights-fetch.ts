@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/normalize';
+import { makeDirs } from '../util/fs';
 
 export interface WeightsSpec {
   /** Registry name, also the cached file's name (`<name>.safetensors`). */
@@ -143,7 +144,7 @@ export async function fetchWeights(nameOrSpec: string | WeightsSpec, opts: Fetch
     return { file, spec, sha256: have, downloaded: false, verified: expected ? 'registry' : 'recorded' };
   }
 
-  fs.mkdirSync(cacheDir, { recursive: true });
+  makeDirs(cacheDir);
   const tmp = `${file}.part-${process.pid}-${Date.now()}`;
   try {
     const sha256 = await download(spec, tmp, opts);

@@ -158,8 +158,15 @@ function fromTorchLayout(a: NamedArray, layout: Layout, shape: number[]): tf.Ten
 
 /** Initialisers as in timm/DINO `_init_weights`: trunc_normal(std=.02) weights, zero biases. */
 export const init = {
+  /**
+   * timm/DINO's `trunc_normal_(t, std=std)`, whose bounds are a = −2, b = 2 in
+   * absolute value (not ±2σ): for std 0.02 the cut lies 100σ out, so the
+   * weights are a plain N(0, std²). `tf.truncatedNormal` cuts at ±2σ, which
+   * would narrow every weight's spread by 12%. Values beyond ±2 (possible only
+   * for std ≳ 0.5) are clipped to the bound rather than redrawn.
+   */
   truncNormal(shape: number[], std: number, seed: number): tf.Tensor {
-    return tf.truncatedNormal(shape, 0, std, 'float32', seed);
+    return tf.tidy(() => tf.clipByValue(tf.randomNormal(shape, 0, std, 'float32', seed), -2, 2));
   },
   /** PyTorch's default nn.Linear / nn.Conv2d init: U(-1/√fanIn, 1/√fanIn). */
   torchDefault(shape: number[], fanIn: number, seed: number): tf.Tensor {

@@ -12,6 +12,7 @@ import { NormalizeConfig, resolveNormalize } from '../data/normalize';
 import { IBOTModel } from './ibot';
 import { PretrainConfig, buildModel, upgradeConfig } from './config';
 import { RngState } from '../util/rng';
+import { makeDirs } from '../util/fs';
 
 export interface CheckpointState {
   /** Format version of this file. */
@@ -59,7 +60,7 @@ export async function saveCheckpoint(dir: string, model: IBOTModel, state: Omit<
   // Every tensor is read before anything is written, so the files on disk are from one step.
   const tensors = await modelTensors(model);
   const full: CheckpointState = { ...state, version: 1, optimizerSteps: (await model.optimizer.getState()).steps };
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeSafetensors(path.join(dir, CHECKPOINT_TENSORS), tensors, { format: 'ibotlab-checkpoint', step: String(state.step) });
   writeFileAtomic(path.join(dir, CHECKPOINT_STATE), JSON.stringify(full, null, 1));
 }

@@ -20,6 +20,7 @@ import { cosineSchedule, scaledLr } from './schedules';
 import { Rng } from '../util/rng';
 import { CheckpointState, TEACHER_EXPORT, exportTeacher, hasCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint } from './checkpoint';
 import { resolveNormalize } from '../data/normalize';
+import { makeDirs } from '../util/fs';
 
 export interface PretrainOptions {
   /** Run folder for checkpoints, `log.jsonl` and the exported teacher; none = in memory only. */
@@ -100,7 +101,7 @@ export class Pretrainer {
     yield { type: 'start', totalSteps: this.totalSteps, itersPerEpoch: this.itersPerEpoch, epochs, resumedFrom, config: cfg };
 
     const logFile = outDir ? path.join(outDir, 'log.jsonl') : undefined;
-    if (outDir) fs.mkdirSync(outDir, { recursive: true });
+    if (outDir) makeDirs(outDir);
     const every = this.opts.checkpointEvery ?? 50;
     const sessionStart = this.step;
     let epochLoss = 0;

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { Figure } from './figure';
 import { escapeHtml } from './tables';
+import { makeDirs } from '../util/fs';
 
 let plotlyCache: string | undefined;
 
@@ -110,7 +111,7 @@ export function standaloneHtml(items: PageItem[], opts: PageOptions = {}): strin
 /** Write `standaloneHtml` to a file (folders created); returns the absolute path. */
 export function writeStandaloneHtml(file: string, items: PageItem[], opts: PageOptions = {}): string {
   const abs = path.resolve(file);
-  fs.mkdirSync(path.dirname(abs), { recursive: true });
+  makeDirs(path.dirname(abs));
   fs.writeFileSync(abs, standaloneHtml(items, opts));
   return abs;
 }
