@@ -642,7 +642,7 @@ describe('wasm kernels', () => {
       t.skip(`V8 may lack relaxed SIMD on ${process.arch}`);
       return;
     }
-    const mod = resolve(__dirname, '../src/kernels/wasm_kernels.js');
+    const mod = resolve(__dirname, '../src/kernels/wasm-kernels.js');
     const probe = (env: NodeJS.ProcessEnv): { available: boolean; fused: boolean } =>
       JSON.parse(execFileSync(process.execPath, ['-e', `console.log(JSON.stringify(require(${JSON.stringify(mod)}).relaxedSimd()))`], { env: { ...process.env, ...env } }).toString());
     const major = Number(process.versions.node.split('.')[0]);
@@ -662,7 +662,7 @@ describe('wasm kernels', () => {
       return;
     }
     const wabt = await wabtFactory();
-    const bin = await import('../src/kernels/wasm_binary');
+    const bin = await import('../src/kernels/wasm-binary');
     // Decoding alone rejects opcodes of a disabled feature (wabt's validator would also reject the shared memory).
     const validWithoutRelaxed = (b64: string): boolean => {
       try {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * Assembles src/kernels/kernels.wat into src/kernels/wasm_binary.ts: four
+ * Assembles src/kernels/kernels.wat into src/kernels/wasm-binary.ts: four
  * base64 modules, {ordinary, shared} memory import (single-threaded and
  * threaded tfjs wasm builds) × {relaxed SIMD, plain SIMD}. The .wat writes
  * its multiply-adds as f32x4.relaxed_madd; the plain variants get each one
@@ -18,7 +18,7 @@ const path = require('path');
 
 const dir = __dirname;
 const watPath = path.join(dir, 'kernels.wat');
-const outPath = path.join(dir, 'wasm_binary.ts');
+const outPath = path.join(dir, 'wasm-binary.ts');
 const MEMORY_LINE = '(import "env" "memory" (memory 1))';
 // 65536 pages = 4 GiB, the wasm32 maximum: a shared memory import must declare a maximum no smaller than the real one.
 const SHARED_LINE = '(import "env" "memory" (memory 1 65536 shared))';
@@ -78,7 +78,7 @@ async function assemble(wat) {
       // wabt's validator rejects shared memories even with threads on; V8 validates those below.
       if (!shared) mod.validate();
       const { buffer } = mod.toBinary({});
-      // Relaxed SIMD needs a flag on Node 20 (wasm_kernels.ts sets it at run time too).
+      // Relaxed SIMD needs a flag on Node 20 (wasm-kernels.ts sets it at run time too).
       if (relaxed) enableRelaxedSimd();
       if (!WebAssembly.validate(buffer)) throw new Error(`the engine rejects the assembled ${relaxed ? 'relaxed' : 'plain'} module`);
       return Buffer.from(buffer).toString('base64');
@@ -126,7 +126,7 @@ async function main() {
   const b64 = await assemble(wat);
   if (!b64) {
     if (!fs.existsSync(outPath)) {
-      console.error('src/kernels: wabt is not installed and wasm_binary.ts is missing; run `npm install` (dev dependencies) first');
+      console.error('src/kernels: wabt is not installed and wasm-binary.ts is missing; run `npm install` (dev dependencies) first');
       process.exit(1);
     }
     return; // no assembler: keep the committed binary
@@ -135,7 +135,7 @@ async function main() {
   const old = fs.existsSync(outPath) ? fs.readFileSync(outPath, 'utf8') : '';
   if (check) {
     if (old !== text) {
-      console.error('src/kernels/wasm_binary.ts is stale: run `node src/kernels/assemble.js`');
+      console.error('src/kernels/wasm-binary.ts is stale: run `node src/kernels/assemble.js`');
       process.exit(1);
     }
     return;

@@ -2,5 +2,5 @@
 export { registerWasmKernels, setParallelThresholds, unregisterWasmKernels, wasmKernelsRegistered, wasmKernelOptions, KERNEL_NAMES, simplifyPermutation } from './register';
 export type { KernelOptions } from './register';
 export { hasFusedKernels, setAutoRegisterKernels, fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedAttention, fusedAttentionGrad, fusedLayerNorm, fusedLayerNormGrad } from './ops';
-export { kernelsFor, releaseKernels, gemmScratchBytes, attentionScratchBytes, splitRange, defaultKernelThreads, instantiateKernels, relaxedSimd } from './wasm_kernels';
-export type { WasmBackendLike, KernelExports, SimdChoice } from './wasm_kernels';
+export { kernelsFor, releaseKernels, gemmScratchBytes, attentionScratchBytes, splitRange, defaultKernelThreads, instantiateKernels, relaxedSimd } from './wasm-kernels';
+export type { WasmBackendLike, KernelExports, SimdChoice } from './wasm-kernels';

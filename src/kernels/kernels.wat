@@ -5,7 +5,7 @@
 ;; Every pointer and every stride is in BYTES. All loops assume their counts
 ;; are > 0 unless stated. `ws` arguments point at scratch space the caller
 ;; allocated on the same heap (sizes are documented per function and computed
-;; in src/kernels/wasm_kernels.ts).
+;; in src/kernels/wasm-kernels.ts).
 ;;
 ;; The memory import line below is rewritten to a `shared` memory for the
 ;; multithreaded tfjs build (see src/kernels/assemble.js).
@@ -36,7 +36,7 @@
   ;; engines without relaxed SIMD.
   ;;
   ;; ws layout: [B panels: 256 * roundup(N, 8) floats][A block: 64*256 floats][C tile: 32 floats]
-  ;; (gemmScratchBytes in wasm_kernels.ts must agree).
+  ;; (gemmScratchBytes in wasm-kernels.ts must agree).
   ;; ---------------------------------------------------------------------
 
   ;; 4x8 micro kernel over kc >= 1 steps: packed A panel pa ([kc][4]), packed

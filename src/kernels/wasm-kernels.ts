@@ -9,7 +9,7 @@
  */
 import * as os from 'os';
 import * as v8 from 'v8';
-import { KERNELS_WASM_PLAIN, KERNELS_WASM_RELAXED_PLAIN, KERNELS_WASM_RELAXED_SHARED, KERNELS_WASM_SHARED } from './wasm_binary';
+import { KERNELS_WASM_PLAIN, KERNELS_WASM_RELAXED_PLAIN, KERNELS_WASM_RELAXED_SHARED, KERNELS_WASM_SHARED } from './wasm-binary';
 import { KernelPool, MAX_CHUNKS, OpName } from './pool';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` that the kernels use (not exported typed by tfjs). */
