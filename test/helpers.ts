@@ -65,3 +65,14 @@ export function blobs(rng: Rng, centres: number[][], perClass: number, noise: nu
   }
   return { rows, labels, centres };
 }
+
+/** Relative L2 error ‖a − b‖ / ‖b‖: one number for how far a whole computed array is from a reference. */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}

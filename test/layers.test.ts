@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { fdDirectional, setup } from './helpers';
+import { fdDirectional, relL2 as relArrays, setup } from './helpers';
 import { gelu, l2Normalize, layerNorm, linear } from '../src/model/layers';
 import { attention } from '../src/model/attention';
 import { bicubicMatrix1d } from '../src/model/vit';
@@ -171,15 +171,7 @@ describe('fused kernels agree with the plain-op path at ViT sizes', () => {
       });
     });
   }
-  const rel = (a: Float32Array, b: Float32Array): number => {
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < a.length; i++) {
-      num += (a[i] - b[i]) ** 2;
-      den += b[i] ** 2;
-    }
-    return Math.sqrt(num / Math.max(den, 1e-30));
-  };
+  const rel = relArrays;
 
   it('attention (3 images × 50 tokens, 4 heads of 32), outputs and gradients', async () => {
     const B = 3, N = 50, D = 128, H = 4;

@@ -31,7 +31,7 @@ import { adjustHue, rgbToGrayscale } from '../src/augment/crop-ops';
 import { extractFeatures } from '../src/eval/features';
 import { knnClassify } from '../src/eval/knn';
 import { Rng } from '../src/util/rng';
-import { REFERENCE_DIR } from './helpers';
+import { REFERENCE_DIR, relL2 } from './helpers';
 
 const repo = path.resolve(__dirname, '..', '..');
 const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
@@ -45,15 +45,7 @@ const unavailable = webgpuAvailable();
 // In CI the software adapter is installed by .ci/run: its absence is a failure, not a skip.
 const skip = unavailable && !process.env.CI ? `no WebGPU adapter: ${unavailable}` : false;
 
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
+const relErr = relL2;
 
 interface RunResult {
   losses: number[];

@@ -15,20 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { stratifiedSplit } from '../data/dataset';
 import { Rng } from '../util/rng';
 import type { LabelArray } from './metrics';
-import {
-  HostMatrix,
-  LinearClassifier,
-  accuracy,
-  applyStandardizer,
-  checkRows,
-  gatherLabels,
-  gatherRows,
-  hostMatrix,
-  hostTrainTest,
-  predictHost,
-  resolveNumClasses,
-  standardizer,
-} from './classifier';
+import { HostMatrix, LinearClassifier, accuracy, applyStandardizer, checkRows, gatherLabels, gatherRows, hostMatrix, hostTrainTest, predictHost, resolveNumClasses, standardizer } from './classifier';
 
 // ---------------------------------------------------------------------------
 // Linear probe: mini-batch SGD / AdamW, several settings trained at once.

@@ -9,20 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { stratifiedSplit } from '../data/dataset';
 import { Rng } from '../util/rng';
 import type { LabelArray } from './metrics';
-import {
-  HostMatrix,
-  LinearClassifier,
-  accuracy,
-  applyStandardizer,
-  checkRows,
-  gatherLabels,
-  gatherRows,
-  hostMatrix,
-  hostTrainTest,
-  predictHost,
-  resolveNumClasses,
-  standardizer,
-} from './classifier';
+import { HostMatrix, LinearClassifier, accuracy, applyStandardizer, checkRows, gatherLabels, gatherRows, hostMatrix, hostTrainTest, predictHost, resolveNumClasses, standardizer } from './classifier';
 
 // ---------------------------------------------------------------------------
 // Multinomial logistic regression with L2, solved by L-BFGS.
