@@ -119,3 +119,15 @@ export class Comparer {
     return out;
   }
 }
+
+/** The fixture formats `verify-reference` knows (recognised by content). */
+export type FixtureKind = 'ibot_loss' | 'vit_forward' | 'ibot_head' | 'knn' | 'cluster_metrics' | 'schedules';
+
+export interface FixtureResult extends Comparison {
+  file: string;
+  kind: FixtureKind;
+  /** Case label within the file. */
+  name: string;
+  detail?: string;
+}
+

@@ -7,19 +7,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Comparison } from './compare';
 import { checkClusterMetricsFixture, checkKnnFixture } from './eval-checks';
 import { checkIbotHead, checkIbotLoss, checkSchedules, checkVitForward } from './model-checks';
 
-export type FixtureKind = 'ibot_loss' | 'vit_forward' | 'ibot_head' | 'knn' | 'cluster_metrics' | 'schedules';
-
-export interface FixtureResult extends Comparison {
-  file: string;
-  kind: FixtureKind;
-  /** Case label within the file. */
-  name: string;
-  detail?: string;
-}
+export type { FixtureKind, FixtureResult } from './compare';
+import type { FixtureKind, FixtureResult } from './compare';
 
 type Json = Record<string, unknown>;
 

@@ -15,7 +15,7 @@ import { IBOTLoss, IBOTLossConfig } from '../train/loss';
 import { cosineSchedule, teacherTempSchedule } from '../train/schedules';
 import { tidy } from '../util/tidy';
 import { readAndDispose } from '../util/read';
-import type { FixtureResult } from './fixtures';
+import type { FixtureResult } from './compare';
 
 type Json = Record<string, unknown>;
 
