@@ -28,6 +28,7 @@ function stats(over: Partial<StepStats> = {}): StepStats {
     agreement: 0.5,
     teacherEntropy: 2,
     teacherMeanEntropy: 5,
+    koleoLoss: 0,
     gradNorm: 1,
     ms: { teacher: 1, student: 1, optimizer: 1 },
     ...over,

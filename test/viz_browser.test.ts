@@ -49,7 +49,7 @@ async function gallery(): Promise<viz.PageItem[]> {
   const h = new viz.TrainingHistory();
   h.numPrototypes = 64;
   for (let s = 1; s <= 30; s++) {
-    h.points.push({ step: s, epoch: s / 10, lr: 1e-4 * Math.min(1, s / 5), wd: 0.04, momentum: 0.99 + s * 3e-4, loss: 5 - Math.log(s), clsLoss: 3 - 0.5 * Math.log(s), patchLoss: 2 - 0.4 * Math.log(s), teacherTemp: 0.04, teacherPatchTemp: 0.07, agreement: s / 30, teacherEntropy: 4 - s * 0.05, teacherMeanEntropy: 4.1, gradNorm: 2, imagesPerSec: 100 });
+    h.points.push({ step: s, epoch: s / 10, lr: 1e-4 * Math.min(1, s / 5), wd: 0.04, momentum: 0.99 + s * 3e-4, loss: 5 - Math.log(s), clsLoss: 3 - 0.5 * Math.log(s), patchLoss: 2 - 0.4 * Math.log(s), teacherTemp: 0.04, teacherPatchTemp: 0.07, agreement: s / 30, teacherEntropy: 4 - s * 0.05, teacherMeanEntropy: 4.1, gradNorm: 2, koleoLoss: 0, imagesPerSec: 100 });
   }
   items.push(viz.trainingCurvesFigure(h));
   const x = toTensor(test, [0, 1, 2, 3]);

@@ -265,6 +265,8 @@ export function inferViTConfig(tensors: TensorMap, metadata: Record<string, stri
     layerNormEps,
     maskedEmbed: get('masked_embed') !== undefined,
   };
+  // LayerScale vectors are weights like any other: their presence is the architecture.
+  if (get('blocks.0.ls1.gamma') !== undefined) config.layerScale = 1;
   return { config, prefix, heads, normalization: normalizationFor(metadata, inChans, source) };
 }
 

@@ -34,6 +34,13 @@ export interface ViTConfig {
   layerNormEps: number;
   /** Keep a learnable `masked_embed` token for masked image modelling (iBOT student). */
   maskedEmbed: boolean;
+  /**
+   * LayerScale (CaiT; DINOv2's ViTs): each residual branch is multiplied by a
+   * learned per-channel vector (timm's `blocks.{i}.ls1.gamma`, `ls2.gamma`)
+   * initialised to this value, so every block starts close to the identity.
+   * 0 or absent: none (the paper's ViTs).
+   */
+  layerScale?: number;
 }
 
 export const VIT_DEFAULTS: Omit<ViTConfig, 'imgSize' | 'patchSize' | 'inChans' | 'embedDim' | 'depth' | 'numHeads'> = {
@@ -130,6 +137,9 @@ export class VisionTransformer {
       norm(`blocks.${b}.norm2`);
       dense(`blocks.${b}.mlp.fc1`, D, hidden);
       dense(`blocks.${b}.mlp.fc2`, hidden, D);
+      if (config.layerScale) {
+        for (const ls of ['ls1', 'ls2']) P.add(`blocks.${b}.${ls}.gamma`, tf.fill([D], config.layerScale), 'same', [D]);
+      }
     }
     norm('norm');
   }
@@ -202,14 +212,14 @@ export class VisionTransformer {
           wantAttn,
         );
         if (wantAttn) attnProbs = a.probs;
-        h = tf.add(h, this.dropPath(a.out, b, B, N1, rng));
+        h = tf.add(h, this.dropPath(this.layerScale(a.out, pre + 'ls1'), b, B, N1, rng));
         const m1 = linear(
           layerNorm(h, P.get(pre + 'norm2.weight') as tf.Tensor1D, P.get(pre + 'norm2.bias') as tf.Tensor1D, eps),
           P.get(pre + 'mlp.fc1.weight') as tf.Tensor2D,
           P.get(pre + 'mlp.fc1.bias') as tf.Tensor1D,
         );
         const m2 = linear(gelu(m1), P.get(pre + 'mlp.fc2.weight') as tf.Tensor2D, P.get(pre + 'mlp.fc2.bias') as tf.Tensor1D);
-        h = tf.add(h, this.dropPath(m2, b, B, N1, rng));
+        h = tf.add(h, this.dropPath(this.layerScale(m2, pre + 'ls2'), b, B, N1, rng));
         if (b >= keepFrom && b < depth - 1) blocks.push(tf.reshape(normed(h), [B, N1, D]) as tf.Tensor3D);
       }
       h = normed(h);
@@ -218,6 +228,11 @@ export class VisionTransformer {
       if (opts.lastBlocks) out.blocks = [...blocks, out.tokens];
       return out;
     });
+  }
+
+  /** A residual branch times its LayerScale vector, when the model has one. */
+  private layerScale(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    return this.params.has(`${name}.gamma`) ? (tf.mul(x, this.params.get(`${name}.gamma`)) as tf.Tensor2D) : x;
   }
 
   /** Convenience: [CLS] [B, D] and patch tokens [B, N, D] split out of `forward`'s tokens. */
@@ -283,6 +298,7 @@ function validateConfig(c: ViTConfig): void {
   if (c.embedDim % c.numHeads !== 0) bad(`embedDim ${c.embedDim} is not divisible by numHeads ${c.numHeads}`);
   if (c.depth < 1) bad('depth must be ≥ 1');
   if (c.dropPathRate < 0 || c.dropPathRate >= 1) bad(`dropPathRate ${c.dropPathRate} must be in [0, 1)`);
+  if (c.layerScale !== undefined && !(c.layerScale >= 0)) bad(`layerScale ${c.layerScale} must be ≥ 0 (0: none)`);
 }
 
 /** PyTorch's cubic convolution weights (A = −0.75) for fractional offset t. */

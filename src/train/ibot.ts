@@ -15,9 +15,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { VisionTransformer, ViTConfig } from '../model/vit';
 import { HeadConfig, IBOTHead } from '../model/head';
 import { Param } from '../model/params';
-import { IBOTLoss, IBOTLossConfig } from './loss';
+import { IBOTLoss, IBOTLossConfig, StudentOutputs } from './loss';
 import { AdamW, Grads, clipGlobalNorm, clipPerParam, freezeLastLayer } from './optim';
 import { emaUpdate } from './teacher';
+import { tidy } from '../util/tidy';
 
 export interface IBOTModelConfig {
   vit: ViTConfig;
@@ -67,6 +68,8 @@ export interface StepStats {
   teacherMeanEntropy: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /** The weighted KoLeo term of the loss (0 when off). */
+  koleoLoss: number;
   /**
    * Phase timings in ms as the host sees them. On a GPU the host queues work
    * ahead of the device, so `optimizer` also holds the wait for the step's
@@ -110,15 +113,18 @@ export class IBOTModel {
   }
 
   /** Student outputs: [CLS] of every crop (crop-major, globals first) and patches of the masked global crops. */
-  studentForward(crops: Crops, seed = 0): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
-    return tf.tidy(() => {
+  studentForward(crops: Crops, seed = 0): StudentOutputs {
+    return tidy(() => {
       const { tokens } = this.student.backbone.forward(crops.global, { masks: crops.masks, training: true, seed });
-      const out = this.student.head.forwardTokens(tokens);
+      const [GB, , D] = tokens.shape;
+      const head = this.student.head.forwardTokens(tokens);
+      // The backbone's [CLS] only when a loss term needs it (KoLeo), so nothing extra is kept otherwise.
+      const out: StudentOutputs = (this.config.loss.koleoWeight ?? 0) > 0 ? { ...head, backboneCls: tf.reshape(tf.slice(tokens, [0, 0, 0], [GB, 1, D]), [GB, D]) as tf.Tensor2D } : head;
       if (!crops.local) return out;
       // Local crops: [CLS] only and no masking (official iBOT); the head runs on [CLS] alone.
       const lt = this.student.backbone.forward(crops.local, { training: true, seed: seed + 1 }).tokens;
       const lcls = tf.reshape(tf.slice(lt, [0, 0, 0], [lt.shape[0], 1, lt.shape[2]]), [lt.shape[0], lt.shape[2]]) as tf.Tensor2D;
-      return { cls: tf.concat([out.cls, this.student.head.forwardCls(lcls)], 0) as tf.Tensor2D, patch: out.patch };
+      return { ...out, cls: tf.concat([out.cls, this.student.head.forwardCls(lcls)], 0) as tf.Tensor2D };
     });
   }
 
@@ -142,17 +148,17 @@ export class IBOTModel {
     };
     const t0 = performance.now();
     const teacherOut = this.teacherForward(crops.global);
-    const targets = this.loss.teacherTargets(teacherOut, sched.epoch);
+    const targets = this.loss.teacherTargets(teacherOut, sched.epoch, crops.masks);
     const monitors = tf.tidy(() => collapseMonitors(targets.cls));
     await settle(monitors.meanEntropy);
     const t1 = performance.now();
 
-    let parts: { cls: tf.Scalar; patch: tf.Scalar; agreement: tf.Scalar } | undefined;
+    let parts: { cls: tf.Scalar; patch: tf.Scalar; koleo: tf.Scalar; agreement: tf.Scalar } | undefined;
     const vars = this.studentParams.filter((p) => p.trainable).map((p) => p.variable);
     const { value, grads: rawGrads } = tf.variableGrads(() => {
       const s = this.studentForward(crops, seed);
       const l = this.loss.compute(s, targets, crops.masks);
-      parts = { cls: tf.keep(l.cls), patch: tf.keep(l.patch), agreement: tf.keep(agreementOf(s.cls, targets.cls, G)) };
+      parts = { cls: tf.keep(l.cls), patch: tf.keep(l.patch), koleo: tf.keep(l.koleo), agreement: tf.keep(agreementOf(s.cls, targets.cls, G)) };
       return l.total;
     }, vars);
     await settle(value);
@@ -184,8 +190,8 @@ export class IBOTModel {
 
     // One read-back for every number of the step.
     const p = parts as NonNullable<typeof parts>;
-    const all = tf.tidy(() => tf.stack([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm]));
-    tf.dispose([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm, teacherOut.cls, teacherOut.patch, targets.cls, targets.patch]);
+    const all = tf.tidy(() => tf.stack([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm, p.koleo]));
+    tf.dispose([value, p.cls, p.patch, p.koleo, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm, teacherOut.cls, teacherOut.patch, targets.cls, targets.patch]);
     let v: Float32Array;
     try {
       v = (await all.data()) as Float32Array;
@@ -201,6 +207,7 @@ export class IBOTModel {
       teacherEntropy: v[4],
       teacherMeanEntropy: v[5],
       gradNorm: v[6],
+      koleoLoss: v[7],
       teacherTemp: this.loss.teacherTemp(sched.epoch),
       teacherPatchTemp: this.loss.teacherPatchTemp(sched.epoch),
       ms: { teacher: t1 - t0, student: t2 - t1, optimizer: t3 - t2 },

@@ -41,6 +41,22 @@ export interface IBOTLossConfig {
    * official `iBOTLoss(mim_start_epoch=…)` schedules it. Optional for fixtures that predate it.
    */
   mimStartEpoch?: number;
+  /**
+   * How teacher outputs become targets. 'ema' (the paper): subtract the EMA
+   * centre, then softmax. 'sinkhorn-knopp' (DINOv2): a few Sinkhorn-Knopp
+   * iterations make every prototype equally used across the batch, so the
+   * targets cannot collapse and need no warm-up of the centre; patch targets
+   * are balanced over the masked patches only, as DINOv2 does. Default 'ema'.
+   */
+  centering?: 'ema' | 'sinkhorn-knopp';
+  /** Sinkhorn-Knopp iterations (DINOv2: 3). */
+  sinkhornIterations?: number;
+  /**
+   * Weight of the KoLeo regulariser on the student's global-crop [CLS]
+   * features (DINOv2: 0.1): −mean log distance to the nearest neighbour in the
+   * batch, which spreads features out. Default 0 (off).
+   */
+  koleoWeight?: number;
 }
 
 /** The official loss settings (ViT-S/16); the run supplies prototype and crop counts, epochs and the MIM start. */
@@ -61,6 +77,8 @@ export interface StudentOutputs {
   cls: tf.Tensor2D;
   /** Patch scores of the (masked) global crops: [G·B, N, K']. */
   patch: tf.Tensor3D;
+  /** The backbone's [CLS] of the global crops [G·B, D], before the head (for KoLeo). */
+  backboneCls?: tf.Tensor2D;
 }
 
 export interface TeacherOutputs {
@@ -73,7 +91,56 @@ export interface TeacherOutputs {
 export interface LossValue {
   cls: tf.Scalar;
   patch: tf.Scalar;
+  /** The weighted KoLeo term (0 when off). */
+  koleo: tf.Scalar;
   total: tf.Scalar;
+}
+
+/**
+ * Sinkhorn-Knopp normalisation of teacher scores [M, K] (DINOv2's
+ * `sinkhorn_knopp_teacher`): exp(x/τ), then alternately make every prototype
+ * (column) hold 1/K of the mass and every sample (row) 1/M; rows of the
+ * result sum to 1. With `rowWeights` (0/1, e.g. the MIM mask) only those rows
+ * take part, and the others come back as zeros.
+ */
+export function sinkhornKnopp(scores: tf.Tensor2D, temp: number, iterations = 3, rowWeights?: tf.Tensor1D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [M, K] = scores.shape;
+    const x = tf.div(scores, temp);
+    // exp of the scores shifted by their maximum: the same after normalisation, never overflows.
+    let q = tf.exp(tf.sub(x, tf.max(x)));
+    let rows: tf.Scalar | number = M;
+    if (rowWeights) {
+      q = tf.mul(q, tf.reshape(rowWeights, [M, 1]));
+      rows = tf.sum(rowWeights) as tf.Scalar;
+    }
+    q = tf.div(q, tf.sum(q));
+    for (let i = 0; i < iterations; i++) {
+      q = tf.div(tf.div(q, tf.maximum(tf.sum(q, 0, true), 1e-30)), K);
+      q = tf.div(tf.div(q, tf.maximum(tf.sum(q, 1, true), 1e-30)), rows);
+    }
+    return tf.mul(q, rows) as tf.Tensor2D;
+  });
+}
+
+/**
+ * KoLeo (DINOv2, after Sablayrolles et al. 2019): for L2-normalised rows,
+ * −mean log ‖x_i − x_nn(i) + ε‖ where nn(i) is the most similar other row.
+ * Low when every feature has a neighbour far away: it spreads the batch out.
+ */
+export function koleoLoss(x: tf.Tensor2D, eps = 1e-8): tf.Scalar {
+  return tf.tidy(() => {
+    const n = x.shape[0];
+    const z = tf.div(x, tf.maximum(tf.norm(x, 2, 1, true), eps));
+    // The nearest neighbour by cosine, the row itself excluded (as DINOv2: diagonal set to −1).
+    const dots = tf.sub(tf.matMul(z, z, false, true), tf.mul(tf.eye(n), 2));
+    // The neighbours as a one-hot matrix product rather than a gather: the same rows, and a
+    // gradient every backend has (a gather's needs UnsortedSegmentSum, which wasm lacks).
+    // (int32, then cast: the wasm backend's OneHot writes integers even when asked for float32.)
+    const pick = tf.cast(tf.oneHot(tf.argMax(dots, 1), n), 'float32');
+    const d = tf.norm(tf.add(tf.sub(z, tf.matMul(pick, z)), eps), 2, 1);
+    return tf.neg(tf.mean(tf.log(tf.add(d, eps)))) as tf.Scalar;
+  });
 }
 
 export class IBOTLoss {
@@ -99,8 +166,22 @@ export class IBOTLoss {
     return this.patchTemps[Math.min(Math.max(0, Math.floor(epoch)), this.patchTemps.length - 1)];
   }
 
-  /** Centered, sharpened teacher distributions (constants for the student's gradient). */
-  teacherTargets(teacher: TeacherOutputs, epoch: number): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
+  /**
+   * Centered, sharpened teacher distributions (constants for the student's
+   * gradient). With Sinkhorn-Knopp centering, `masks` [G·B, N] limit the patch
+   * balancing to the masked patches (all patches without them).
+   */
+  teacherTargets(teacher: TeacherOutputs, epoch: number, masks?: tf.Tensor2D): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
+    const cfg = this.config;
+    if (cfg.centering === 'sinkhorn-knopp') {
+      const it = cfg.sinkhornIterations ?? 3;
+      return tf.tidy(() => {
+        const [GB, N, K] = teacher.patch.shape;
+        const rows = masks ? (tf.reshape(tf.cast(masks, 'float32'), [GB * N]) as tf.Tensor1D) : undefined;
+        const patch = sinkhornKnopp(tf.reshape(teacher.patch, [GB * N, K]) as tf.Tensor2D, this.teacherPatchTemp(epoch), it, rows);
+        return { cls: sinkhornKnopp(teacher.cls, this.teacherTemp(epoch), it), patch: tf.reshape(patch, [GB, N, K]) as tf.Tensor3D };
+      });
+    }
     return tf.tidy(() => ({
       cls: tf.softmax(tf.div(tf.sub(teacher.cls, this.center), this.teacherTemp(epoch))) as tf.Tensor2D,
       patch: tf.softmax(tf.div(tf.sub(teacher.patch, tf.reshape(this.patchCenter, [1, 1, -1])), this.teacherPatchTemp(epoch))) as tf.Tensor3D,
@@ -139,13 +220,22 @@ export class IBOTLoss {
       const m = tf.cast(masks, 'float32');
       const perImage = tf.div(tf.sum(tf.mul(perPatch, m), -1), tf.maximum(tf.sum(m, -1), 1));
       const patchLoss = tf.mul(tf.mean(perImage), lambda2) as tf.Scalar;
-      return { cls: clsLoss, patch: patchLoss, total: tf.add(clsLoss, patchLoss) as tf.Scalar };
+
+      // KoLeo on each global crop's batch of backbone [CLS] features, summed over crops (DINOv2).
+      const w = this.config.koleoWeight ?? 0;
+      let koleo: tf.Scalar = tf.scalar(0);
+      if (w > 0) {
+        if (!student.backboneCls) throw new Error('koleoWeight > 0 needs the student backbone [CLS] features (StudentOutputs.backboneCls)');
+        const parts = tf.split(student.backboneCls, G, 0) as tf.Tensor2D[];
+        koleo = tf.mul(tf.addN(parts.map((p) => koleoLoss(p))), w) as tf.Scalar;
+      }
+      return { cls: clsLoss, patch: patchLoss, koleo, total: tf.addN([clsLoss, patchLoss, koleo]) as tf.Scalar };
     });
   }
 
   /** Loss from raw teacher outputs; convenience for evaluation and the reference check. */
   forward(student: StudentOutputs, teacher: TeacherOutputs, masks: tf.Tensor2D, epoch: number): LossValue {
-    const targets = this.teacherTargets(teacher, epoch);
+    const targets = this.teacherTargets(teacher, epoch, masks);
     try {
       return this.compute(student, targets, masks);
     } finally {

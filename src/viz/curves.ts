@@ -104,6 +104,8 @@ function pointOf(step: number, epoch: number, lr: number, wd: number, momentum: 
     teacherEntropy: s.teacherEntropy,
     teacherMeanEntropy: s.teacherMeanEntropy,
     gradNorm: s.gradNorm,
+    // Logs written before the KoLeo option have no such field.
+    koleoLoss: s.koleoLoss ?? 0,
     imagesPerSec,
   };
 }
