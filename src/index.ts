@@ -74,7 +74,7 @@ export type { CheckpointState, LoadedRun } from './train/checkpoint';
 // Evaluation: frozen features and the paper's protocols, as tables.
 export { extractFeatures, pixelFeatures, modelInput, backboneFeatureSet, pixelFeatureSet, disposeFeatureSet, cachedFeatures } from './eval/features';
 export type { FeatureOptions, FeatureSet } from './eval/features';
-export { knnClassify, knnClassifyMulti, l2NormalizeRows, DINO_KNN_KS } from './eval/knn';
+export { knnClassify, knnClassifyMulti, l2NormalizeRows, nearestNeighbours, DINO_KNN_KS } from './eval/knn';
 export type { KnnOptions, KnnResult } from './eval/knn';
 export { kmeans } from './eval/kmeans';
 export type { KMeansOptions, KMeansResult } from './eval/kmeans';
@@ -97,7 +97,7 @@ export { resultsTable, compareRuns, sweepTable, confusionTable, formatTable, sav
 // Files: safetensors, downloads of known pretrained weights.
 export { readSafetensors, writeSafetensors, parseSafetensors } from './io/safetensors';
 export type { TensorMap, NamedArray } from './io/safetensors';
-export { fetchWeights, KNOWN_WEIGHTS } from './io/weights-fetch';
+export { fetchWeights, cachedWeightsPath, defaultWeightsCacheDir, KNOWN_WEIGHTS } from './io/weights-fetch';
 export type { WeightsSpec, FetchWeightsResult } from './io/weights-fetch';
 
 // Reference checks against an independent PyTorch / scikit-learn implementation.

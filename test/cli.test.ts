@@ -57,6 +57,23 @@ describe('ibotlab pretrain (CLI)', () => {
     assert.ok(fs.existsSync(path.join(b, 'teacher_backbone.safetensors')));
   });
 
+  it('the closing k-NN shows the run next to the untrained network and raw pixels, and saves all three', () => {
+    const out = tmp('eval');
+    const r = runSync(['pretrain', '--preset', 'tiny', '--subset', '200', '--epochs', '1', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    const m = /this run's teacher \(step (\d+)\)\s+([\d.]+)%\n\s+the same ViT untrained\s+([\d.]+)%\n\s+raw pixels\s+([\d.]+)%/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    const saved = JSON.parse(fs.readFileSync(path.join(out, 'knn.json'), 'utf8'));
+    assert.equal(saved.step, Number(m[1]));
+    assert.equal(saved.top1.toFixed(2), m[2]);
+    assert.equal(saved.untrainedTop1.toFixed(2), m[3]);
+    assert.equal(saved.pixelsTop1.toFixed(2), m[4]);
+    assert.equal(saved.numTrain, 200);
+    // 200 training images of 10 balanced classes: every entry is far above chance (10%) and at most 100.
+    for (const v of [saved.top1, saved.untrainedTop1, saved.pixelsTop1]) assert.ok(v > 30 && v <= 100, String(v));
+    assert.match(r.stdout, new RegExp(`npx ibotlab eval --checkpoint ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  });
+
   it('a missing dataset fails with the places looked and how to get it', async () => {
     const r = runSync(['pretrain', '--dataset', 'cifar10', '--data-path', path.join(tmp('none'), 'nothing-here'), '--out', tmp('x')]);
     assert.equal(r.status, 1);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './helpers';
+import { REFERENCE_DIR, setup } from './helpers';
 import { evalReport, parseProtocols, runEval } from '../src/cli/eval';
 import { pretrainPreset } from '../src/train/presets';
 import { saveCheckpoint } from '../src/train/checkpoint';
@@ -88,4 +88,18 @@ test('clear errors for a missing checkpoint, an unknown protocol, and an unknown
   assert.throws(() => parseProtocols('knn,foo'), /unknown protocol 'foo'/);
   assert.deepEqual(parseProtocols('all'), ['knn', 'linear', 'logistic', 'semi', 'cluster']);
   await assert.rejects(evalReport({ ...base, features: 'pixels', dataset: 'no-such-set' }), /fashion-mnist-embedded/);
+});
+
+test('eval --weights: a timm-named .safetensors backbone on any dataset, resized to its input, every requested protocol', async () => {
+  const file = path.join(REFERENCE_DIR, 'vit.safetensors');
+  const out: string[] = [];
+  const logs: string[] = [];
+  const n0 = tf.memory().numTensors;
+  const report = await evalReport({ weights: file, heads: 4, protocol: 'knn,cluster', preset: 'fashion-mnist', json: false, perClass: { train: 10, test: 5 }, cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), 'ibotlab-w-')), log: (t) => logs.push(t), progress: false, write: (t) => out.push(t) });
+  assert.equal(tf.memory().numTensors, n0, 'no tensors leak');
+  assert.equal(report.features, 'vit.safetensors');
+  assert.equal(report.dataset, 'fashion-mnist-embedded');
+  assert.deepEqual(report.results.map((r) => r.protocol), ['knn', 'cluster']);
+  assert.match(logs.join('\n'), /4 heads \(given\)/);
+  await assert.rejects(evalReport({ weights: file, checkpoint: '/x', protocol: 'knn', preset: 'fashion-mnist', json: false, ...quiet }), /either --checkpoint DIR or --weights FILE, not both/);
 });

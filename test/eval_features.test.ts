@@ -50,3 +50,49 @@ describe('feature sets', () => {
     assert.throws(() => modelInput(rgb, [0], { channels: 1 }), /3 channel\(s\) but the model takes 1/);
   });
 });
+
+describe('nearest neighbours and PCA pictures of patch features', () => {
+  it('nearestNeighbours: each row\'s most similar other rows by cosine, never itself', async () => {
+    const { nearestNeighbours } = await import('../src/eval/knn');
+    const x = tf.tensor2d([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [-1, 0]]);
+    const nn = await nearestNeighbours(x, 2);
+    x.dispose();
+    assert.deepEqual(nn.map((r) => r.map((n) => n.index)), [[1, 3], [0, 3], [3, 1], [2, 1], [2, 3]]);
+    close(nn[0][0].similarity, 0.9 / Math.hypot(0.9, 0.1), 1e-6);
+  });
+
+  it('principalComponents finds the spread directions; patchPcaImages colours equal patches equally, in [0, 1]', async () => {
+    const { principalComponents, patchPcaImages } = await import('../src/viz/projection');
+    // Points spread along (3, 4)/5 with little noise across it.
+    const rows = Array.from({ length: 50 }, (_, i) => {
+      const t = i - 25;
+      const e = ((i * 7) % 5) * 0.01;
+      return [0.6 * t - 0.8 * e, 0.8 * t + 0.6 * e];
+    });
+    const pc = await principalComponents(rows, 2);
+    close(Math.abs(pc.components[0][0]), 0.6, 1e-4);
+    close(Math.abs(pc.components[0][1]), 0.8, 1e-4);
+    assert.ok(pc.explained[0] > 0.999);
+    // Two images of 2×2 patches; patches 0 and 3 of both images share a token.
+    const a = [1, 0, 0, 0];
+    const tokens = tf.tensor3d([a, [0, 1, 0, 0], [0, 0, 1, 0], a, a, [0, 0, 0, 1], [0, 1, 1, 0], a].flat(), [2, 4, 4]);
+    const tokens2 = tf.clone(tokens);
+    const { images } = await patchPcaImages(tokens, [2, 2]);
+    tokens.dispose();
+    assert.deepEqual(images.map((im) => [im.width, im.height, im.channels]), [[2, 2, 3], [2, 2, 3]]);
+    const px = (im: { data: Float32Array }, i: number) => Array.from(im.data.subarray(3 * i, 3 * i + 3));
+    assert.deepEqual(px(images[0], 0), px(images[0], 3));
+    assert.deepEqual(px(images[0], 0), px(images[1], 0));
+    for (const im of images) for (const v of im.data) assert.ok(v >= 0 && v <= 1);
+    // patchSize 3: each patch a 3×3 block of its colour.
+    const big = (await patchPcaImages(tokens2, [2, 2], { patchSize: 3 })).images;
+    assert.deepEqual([big[0].width, big[0].height], [6, 6]);
+    const at = (x: number, y: number) => Array.from(big[0].data.subarray(3 * (y * 6 + x), 3 * (y * 6 + x) + 3));
+    assert.deepEqual(at(0, 0), px(images[0], 0));
+    assert.deepEqual(at(2, 2), px(images[0], 0));
+    assert.deepEqual(at(5, 0), px(images[0], 1));
+    assert.deepEqual(at(0, 5), px(images[0], 2));
+    assert.deepEqual(at(4, 4), px(images[0], 3));
+    tokens2.dispose();
+  });
+});

@@ -296,14 +296,23 @@ describe('loadPretrainedViT on the reference ViT (independent PyTorch forward)',
     await rejects(loadPretrainedViT(two, { prefix: 'c.' }), /no 'c\.pos_embed'.*prefix 'c\.'; the file's backbone prefixes are: 'a\.', 'b\.'/);
   });
 
-  it('tensors a plain ViT does not use: an error, or listed with strict: false', async () => {
-    const extra = { ...ref, 'blocks.0.ls1.gamma': arr([32], 3), reg_token: arr([1, 4, 32], 4) };
-    const file = writeWeights(extra, { num_heads: '4' });
-    await rejects(loadPretrainedViT(file), /2 tensor\(s\) that a plain ViT does not use: 'blocks\.0\.ls1\.gamma', 'reg_token'.*strict: false/);
+  it('tensors a plain ViT does not use: an error, or listed with strict: false; LayerScale is read', async () => {
+    // A DINOv2-like file: LayerScale in every block (which ibotlab implements) and a register token (which it does not).
+    const depth = new Set(Object.keys(ref).filter((k) => k.startsWith('blocks.')).map((k) => k.split('.')[1])).size;
+    const ls: Record<string, NamedArray> = {};
+    for (let i = 0; i < depth; i++) for (const g of ['ls1', 'ls2']) ls[`blocks.${i}.${g}.gamma`] = arr([32], 3 + i);
+    const file = writeWeights({ ...ref, ...ls, reg_token: arr([1, 4, 32], 4) }, { num_heads: '4' });
+    await rejects(loadPretrainedViT(file), /1 tensor\(s\) that a plain ViT does not use: 'reg_token'.*strict: false/);
     const { model, report } = await loadPretrainedViT(file, { strict: false });
-    model.dispose();
-    assert.deepEqual(report.unexpected, ['blocks.0.ls1.gamma', 'reg_token']);
-    assert.match(formatPretrainedReport(report), /NOT USED: 'blocks\.0\.ls1\.gamma'/);
+    try {
+      assert.ok(model.config.layerScale, 'LayerScale inferred from blocks.0.ls1.gamma');
+      assert.deepEqual(report.unexpected, ['reg_token']);
+      assert.match(formatPretrainedReport(report), /NOT USED: 'reg_token'/);
+    } finally {
+      model.dispose();
+    }
+    // LayerScale in some blocks only: the file is inconsistent, and the error names what is missing.
+    await rejects(loadPretrainedViT(writeWeights({ ...ref, 'blocks.0.ls1.gamma': arr([32], 3) }, { num_heads: '4' })), /missing \d+ backbone tensor\(s\): .*ls2\.gamma/);
   });
 
   it('a failed load leaves no tensors behind', async () => {

@@ -1,21 +1,24 @@
-/** `ibotlab pretrain`: train, checkpoint, log, then a k-NN evaluation of the teacher. */
+/** `ibotlab pretrain`: train, checkpoint, log, then a k-NN evaluation of the teacher next to its baselines. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { findDataset, loadSplits } from '../data/registry';
-import { subset } from '../data/dataset';
+import { ImageDataset, subset } from '../data/dataset';
 import { resolveNormalize } from '../data/normalize';
-import { PretrainConfig } from '../train/config';
 import { PRESET_NAMES, pretrainPreset } from '../train/presets';
 import { Pretrainer } from '../train/pretrain';
 import { hasCheckpoint } from '../train/checkpoint';
 import { backboneKnn } from '../eval/protocols';
+import { pixelFeatures } from '../eval/features';
+import { knnClassify } from '../eval/knn';
+import { PretrainConfig, buildModel } from '../train/config';
 import { ProgressBar, formatDuration } from '../util/progress';
 import { CommandSpec, OptionValues, flag, num, str } from './args';
 import { makeDirs } from '../util/fs';
 
 export const PRETRAIN_COMMAND: CommandSpec = {
   name: 'pretrain',
-  summary: 'iBOT pretraining with checkpoints, then a k-NN evaluation of the teacher',
+  summary: 'iBOT pretraining with checkpoints, then k-NN: the teacher against the untrained network and raw pixels',
   options: [
     { name: 'preset', type: 'string', value: 'NAME', help: `recipe: ${PRESET_NAMES.join(', ')} (default fashion-mnist; fashion-mnist-gpu on a GPU)` },
     { name: 'dataset', type: 'string', value: 'NAME', help: "data to train on (default: the preset's own; fashion-mnist-embedded needs no download)" },
@@ -135,14 +138,38 @@ async function pretrainInto(v: OptionValues, cfg: PretrainConfig, out: string, r
       }
     }
     if (!flag(v, 'no-eval') && trainer.model) {
-      process.stderr.write('k-NN evaluation of the teacher ([CLS], k=20, T=0.07)…\n');
+      // A learner's first question: is the run better than what it started from? The same k-NN on the
+      // same split for the teacher, the same network at its initialisation (the run's seed), and raw pixels.
+      process.stderr.write('k-NN evaluation ([CLS], k=20, T=0.07): the teacher, the untrained network, raw pixels…\n');
       const normalize = resolveNormalize(trainer.config.crops.normalize, train.channels);
       const r = await backboneKnn(trainer.model.teacher.backbone, train, splits.test, { normalize, progress: true });
-      console.log(`k-NN (k=20, T=0.07) on ${splits.test.name}: top-1 ${r.top1.toFixed(2)}%  top-5 ${r.top5.toFixed(2)}%  (train ${r.numTrain}, test ${r.numTest})`);
-      fs.writeFileSync(path.join(out, 'knn.json'), JSON.stringify({ ...r, step: trainer.step }, null, 1));
+      const initial = buildModel(trainer.config);
+      const init = await backboneKnn(initial.teacher.backbone, train, splits.test, { normalize }).finally(() => initial.dispose());
+      const pixels = await pixelKnn(train, splits.test);
+      const rows: Array<[string, number]> = [
+        [`this run's teacher (step ${trainer.step})`, r.top1],
+        ['the same ViT untrained', init.top1],
+        ['raw pixels', pixels],
+      ];
+      console.log(`k-NN top-1 (k=20, T=0.07) on ${splits.test.name} (train ${r.numTrain}, test ${r.numTest}):`);
+      for (const [name, top1] of rows) console.log(`  ${name.padEnd(34)} ${top1.toFixed(2).padStart(6)}%`);
+      console.log(`every protocol of the paper (linear probe, 1%/10% labels, clustering): npx ibotlab eval --checkpoint ${out}`);
+      fs.writeFileSync(path.join(out, 'knn.json'), JSON.stringify({ ...r, step: trainer.step, untrainedTop1: init.top1, pixelsTop1: pixels }, null, 1));
     }
     return 0;
   } finally {
     trainer.dispose();
+  }
+}
+
+/** Weighted k-NN (k=20, T=0.07) on flattened pixels: the baseline a representation must beat. */
+async function pixelKnn(train: ImageDataset, test: ImageDataset): Promise<number> {
+  const ftr = pixelFeatures(train);
+  const fte = pixelFeatures(test);
+  try {
+    const r = await knnClassify(ftr, train.labels, fte, { k: 20, temperature: 0.07, testLabels: test.labels, numClasses: train.numClasses });
+    return r.top1 as number;
+  } finally {
+    tf.dispose([ftr, fte]);
   }
 }

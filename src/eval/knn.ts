@@ -195,3 +195,22 @@ export async function knnClassify(
   const { k = 20, ...rest } = options;
   return (await knnClassifyMulti(trainFeatures, trainLabels, testFeatures, [k], rest))[0];
 }
+
+/** For every row, the `k` most similar other rows by cosine similarity, most similar first. */
+export async function nearestNeighbours(features: tf.Tensor2D, k: number): Promise<Array<Array<{ index: number; similarity: number }>>> {
+  const n = features.shape[0];
+  if (!Number.isInteger(k) || k < 1 || k >= n) throw new Error(`nearestNeighbours: k = ${k} must be an integer in [1, ${n - 1}] (the other rows)`);
+  const { values, indices } = tf.tidy(() => {
+    const z = l2NormalizeRows(features);
+    // Each row's own similarity (1) pushed below every other, so it is never its own neighbour.
+    const sims = tf.sub(tf.matMul(z, z, false, true), tf.mul(tf.eye(n), 3));
+    return tf.topk(sims, k, true);
+  });
+  try {
+    const v = await values.data();
+    const ix = await indices.data();
+    return Array.from({ length: n }, (_, i) => Array.from({ length: k }, (_, j) => ({ index: ix[i * k + j], similarity: v[i * k + j] })));
+  } finally {
+    tf.dispose([values, indices]);
+  }
+}

@@ -19,6 +19,7 @@ import { ImageDataset, subset } from '../data/dataset';
 import { loadEmbeddedFashionMnist, packageRoot } from '../data/registry';
 import { PretrainConfig } from '../train/config';
 import { pretrainPreset } from '../train/presets';
+import { backendInfo } from '../backend';
 import { PretrainEvent, Pretrainer } from '../train/pretrain';
 import { LoadedRun, hasCheckpoint, loadRun, readCheckpointState } from '../train/checkpoint';
 
@@ -77,11 +78,14 @@ export function notebookData(s: NotebookSettings): { train: ImageDataset; test: 
 
 /**
  * The notebooks' recipe: the `fashion-mnist` preset in full mode (ViT of 4
- * blocks × 128 on 7 px patches, 256 prototypes), `fashion-mnist-quick` in
- * quick mode (the same recipe on a 2-block width-64 ViT — seconds per epoch).
+ * blocks × 128 on 7 px patches, 256 prototypes) — its GPU version
+ * (`fashion-mnist-gpu`, batch 256) when the backend is a GPU —, and
+ * `fashion-mnist-quick` in quick mode (the same recipe on a 2-block width-64
+ * ViT: seconds per epoch). The data is always the notebooks' own.
  */
 export function notebookPretrainConfig(quick: boolean): PretrainConfig {
-  return pretrainPreset(quick ? 'fashion-mnist-quick' : 'fashion-mnist');
+  if (quick) return pretrainPreset('fashion-mnist-quick');
+  return backendInfo()?.gpu ? pretrainPreset('fashion-mnist-gpu', { dataset: 'fashion-mnist-embedded' }) : pretrainPreset('fashion-mnist');
 }
 
 /** A Pretrainer for the notebooks' shared run (resumes a partial run in `pretrainDir`). */

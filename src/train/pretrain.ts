@@ -208,23 +208,32 @@ export class Pretrainer {
     await saveCheckpoint(dir, this.model as IBOTModel, state);
   }
 
-  /** Time two full steps of a throwaway model and size the run to `minutes`. */
+  /**
+   * Time full steps of a throwaway model and size the run to `minutes`. Two
+   * warm-up steps pay the one-time costs; the median of the next five is the
+   * estimate, because early steps also run on V8's baseline wasm code before
+   * the optimised tier replaces it (two steps overestimated a step by up to
+   * 25%, so 10-minute runs stopped after 8).
+   */
   private async calibrate(minutes: number): Promise<number> {
     const probe = buildModel(this.config, this.config.seed + 7);
     const rng = this.rng;
     this.rng = new Rng(this.config.seed + 7);
     try {
       const perm = epochPermutation(this.data.n, this.config.seed + 7, 0);
+      const batches = Math.floor(this.data.n / this.config.batchSize);
       const times: number[] = [];
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 7; i++) {
         const t0 = performance.now();
-        const crops = this.makeCrops(perm.subarray(i * this.config.batchSize, (i + 1) * this.config.batchSize), 0);
+        const b = i % batches;
+        const crops = this.makeCrops(perm.subarray(b * this.config.batchSize, (b + 1) * this.config.batchSize), 0);
         await probe.step(crops, { lr: 0, wd: 0, momentum: 1, epoch: 0 }, i);
         disposeIBOTBatch(crops);
         times.push((performance.now() - t0) / 1000);
       }
-      // The first step pays one-time costs; use the later ones (+5% for checkpoints and logging).
-      const perStep = ((times[1] + times[2]) / 2) * 1.05;
+      const timed = times.slice(2).sort((a, b) => a - b);
+      // +3% for checkpoints and logging.
+      const perStep = timed[Math.floor(timed.length / 2)] * 1.03;
       return Math.max(1, Math.floor((minutes * 60) / perStep));
     } finally {
       probe.dispose();

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UMAP } from 'umap-js';
 import { Rng } from '../util/rng';
 import { Figure, Trace, baseLayout, categoryColor } from './figure';
+import type { HostImage } from './images';
 
 /** Rows of features: a [n, d] tensor (not disposed) or nested arrays. */
 export type FeatureRows = tf.Tensor2D | number[][];
@@ -67,56 +68,115 @@ function topEigen(c: Float64Array, d: number): { value: number; vector: Float64A
   return { value, vector: v };
 }
 
-/**
- * Principal component analysis to 2-D: centre the rows, take the two leading
- * eigenvectors of the covariance (power iteration with deflation), project.
- */
-export async function pca2d(features: FeatureRows): Promise<PcaResult> {
+/** The k leading principal directions of the rows (centred), with each one's share of the total variance. */
+export async function principalComponents(features: FeatureRows, k: number): Promise<{ components: Float32Array[]; explained: number[]; mean: Float32Array }> {
   const x = asTensor(features);
   try {
     const [n, d] = x.shape;
-    if (n < 2) throw new Error(`pca2d: need at least 2 rows, got ${n}`);
-    const cov = tf.tidy(() => {
-      const xc = tf.sub(x, tf.mean(x, 0, true));
-      return tf.div(tf.matMul(xc, xc, true, false), n - 1);
+    if (n < 2) throw new Error(`PCA needs at least 2 rows, got ${n}`);
+    const [covT, meanT] = tf.tidy(() => {
+      const mean = tf.mean(x, 0, true);
+      const xc = tf.sub(x, mean);
+      return [tf.div(tf.matMul(xc, xc, true, false), n - 1), tf.reshape(mean, [d])];
     });
     let c: Float64Array;
+    let mean: Float32Array;
     try {
-      c = Float64Array.from(await cov.data());
+      c = Float64Array.from(await covT.data());
+      mean = Float32Array.from(await meanT.data());
     } finally {
-      cov.dispose();
+      tf.dispose([covT, meanT]);
     }
     let trace = 0;
     for (let i = 0; i < d; i++) trace += c[i * d + i];
-    const e1 = topEigen(c, d);
-    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) c[i * d + j] -= e1.value * e1.vector[i] * e1.vector[j];
-    const e2 = d > 1 ? topEigen(c, d) : { value: 0, vector: new Float64Array(d) };
-    const comps: [Float32Array, Float32Array] = [Float32Array.from(e1.vector), Float32Array.from(e2.vector)];
-    const proj = tf.tidy(() => {
-      const xc = tf.sub(x, tf.mean(x, 0, true));
-      const w = tf.tensor2d([...comps[0], ...comps[1]], [2, d]);
-      return tf.matMul(xc, w, false, true);
-    });
+    const components: Float32Array[] = [];
+    const explained: number[] = [];
+    for (let j = 0; j < k; j++) {
+      const e = j < d ? topEigen(c, d) : { value: 0, vector: new Float64Array(d) };
+      // Deflate: the next power iteration finds the next direction.
+      for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) c[a * d + b] -= e.value * e.vector[a] * e.vector[b];
+      components.push(Float32Array.from(e.vector));
+      explained.push(trace > 0 ? e.value / trace : 0);
+    }
+    return { components, explained, mean };
+  } finally {
+    if (x !== features) x.dispose();
+  }
+}
+
+/** Rows projected on given directions: [n, k] as k columns of length n. */
+async function project(features: FeatureRows, components: Float32Array[], mean: Float32Array): Promise<Float32Array[]> {
+  const x = asTensor(features);
+  try {
+    const d = mean.length;
+    const proj = tf.tidy(() => tf.matMul(tf.sub(x, tf.tensor2d(mean, [1, d])), tf.tensor2d(components.flatMap((c) => Array.from(c)), [components.length, d]), false, true));
     let p: Float32Array;
     try {
       p = (await proj.data()) as Float32Array;
     } finally {
       proj.dispose();
     }
-    const xs = new Float32Array(n);
-    const ys = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      xs[i] = p[2 * i];
-      ys[i] = p[2 * i + 1];
-    }
-    return {
-      x: xs,
-      y: ys,
-      explained: [trace > 0 ? e1.value / trace : 0, trace > 0 ? e2.value / trace : 0],
-      components: comps,
-    };
+    const n = x.shape[0];
+    const k = components.length;
+    return components.map((_, j) => Float32Array.from({ length: n }, (_, i) => p[i * k + j]));
   } finally {
     if (x !== features) x.dispose();
+  }
+}
+
+/**
+ * Principal component analysis to 2-D: centre the rows, take the two leading
+ * eigenvectors of the covariance (power iteration with deflation), project.
+ */
+export async function pca2d(features: FeatureRows): Promise<PcaResult> {
+  const { components, explained, mean } = await principalComponents(features, 2);
+  const [x, y] = await project(features, components, mean);
+  return { x, y, explained: [explained[0], explained[1]], components: [components[0], components[1]] };
+}
+
+/**
+ * The DINO/DINOv2 picture of patch features: the first three principal
+ * components of every patch token of a batch ([B, N, D], N = gh·gw), each
+ * scaled to [0, 1] over the batch, as the red, green and blue of a gh×gw image
+ * per input. Patches of the same kind of part get the same colour across
+ * images. With `patchSize`, every patch becomes a patchSize² block of pixels
+ * (nearest neighbour), so the picture lies over the photo it came from at the
+ * same size in a figure.
+ */
+export async function patchPcaImages(patchTokens: tf.Tensor3D, grid: [number, number], opts: { patchSize?: number } = {}): Promise<{ images: HostImage[]; explained: number[] }> {
+  const [B, N, D] = patchTokens.shape;
+  const [gh, gw] = grid;
+  if (gh * gw !== N) throw new Error(`patchPcaImages: ${N} patches do not fill a ${gh}×${gw} grid`);
+  const rows = tf.reshape(patchTokens, [B * N, D]) as tf.Tensor2D;
+  try {
+    const { components, explained, mean } = await principalComponents(rows, 3);
+    const cols = await project(rows, components, mean);
+    const scaled = cols.map((c) => {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of c) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+      return c.map((v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5));
+    });
+    const P = opts.patchSize ?? 1;
+    if (!(Number.isInteger(P) && P >= 1)) throw new Error(`patchPcaImages: patchSize must be a positive integer, got ${opts.patchSize}`);
+    const W = gw * P;
+    const H = gh * P;
+    const images = Array.from({ length: B }, (_, b) => {
+      const data = new Float32Array(H * W * 3);
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          const i = Math.floor(y / P) * gw + Math.floor(x / P);
+          for (let ch = 0; ch < 3; ch++) data[(y * W + x) * 3 + ch] = scaled[ch][b * N + i];
+        }
+      }
+      return { width: W, height: H, channels: 3 as const, data };
+    });
+    return { images, explained };
+  } finally {
+    rows.dispose();
   }
 }
 
