@@ -16,10 +16,10 @@ const ROOT = packageRoot();
 const BINDER = path.join(ROOT, 'binder');
 
 describe('binder', () => {
-  it('has the repo2docker files, with Node 20 pinned', async () => {
+  it('has the repo2docker files, with Node 22 pinned', async () => {
     for (const f of ['environment.yml', 'apt.txt', 'postBuild', 'start']) assert.ok(fs.existsSync(path.join(BINDER, f)), `binder/${f} is missing`);
     const env = fs.readFileSync(path.join(BINDER, 'environment.yml'), 'utf8');
-    assert.match(env, /^\s*-\s*nodejs\s*=\s*20\b/m);
+    assert.match(env, /^\s*-\s*nodejs\s*=\s*22\b/m);
     assert.match(env, /conda-forge/);
     // repo2docker validates apt.txt lines as package names (text after '#' is ignored).
     for (const line of fs.readFileSync(path.join(BINDER, 'apt.txt'), 'utf8').split('\n')) {
