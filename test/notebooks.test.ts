@@ -90,5 +90,25 @@ describe('notebooks (executed with Jupyter, checked in Chromium)', () => {
       assert.ok(res.figures > 0 && res.rendered === res.figures, `${res.name}: ${res.rendered}/${res.figures} figures rendered`);
       assert.ok(fs.statSync(path.join(ROOT, '.cache', 'notebooks', 'screenshots', `${res.name}.png`)).size > 10_000);
     }
+    // Quick mode builds 06's untrained model with a head (7 figures); the loaded-weights path is next.
+    assert.equal(summary.results.find((x) => x.name === '06-pretrained-vit')?.figures, 7);
+  });
+
+  it('06-pretrained-vit on a weights file (the reference ViT: 1 channel, 4 heads, no head weights)', { timeout: 5 * 60_000, skip: !process.env.CI && missing.length ? `needs ${missing.join('; ')}` : false }, async () => {
+    if (missing.length) assert.fail(`the notebook test needs tools that are not installed — install them:\n  ${missing.join('\n  ')}`);
+    const weights = path.join(ROOT, 'test', 'fixtures', 'reference', 'vit.safetensors');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'notebooks.js'), '06'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, IBOTLAB_QUICK: '1', IBOTLAB_WEIGHTS: weights, IBOTLAB_HEADS: '4' },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    assert.equal(r.status, 0, `notebook run failed:\n${`${r.stdout}\n${r.stderr}`.slice(-6000)}`);
+    const summary = JSON.parse(fs.readFileSync(path.join(ROOT, '.cache', 'notebooks', 'summary.json'), 'utf8')) as { results: Array<{ name: string; figures: number; rendered: number }> };
+    // Photos, attention, thresholded attention, patch PCA, neighbours; no prototype figures without head weights.
+    assert.deepEqual(summary.results.map((x) => [x.name, x.figures, x.rendered]), [['06-pretrained-vit', 5, 5]]);
+    const executed = fs.readFileSync(path.join(ROOT, '.cache', 'notebooks', 'executed', '06-pretrained-vit.ipynb'), 'utf8');
+    assert.match(executed, /2 blocks × width 32, 4 heads, 28 px input in 7×7 patches of 4 px/);
+    assert.match(executed, /no iBOT head/);
   });
 });

@@ -78,7 +78,7 @@ export function notebookData(s: NotebookSettings): { train: ImageDataset; test: 
 
 /**
  * The notebooks' recipe: the `fashion-mnist` preset in full mode (ViT of 4
- * blocks × 128 on 7 px patches, 256 prototypes) — its GPU version
+ * blocks × 128 on 7 px patches, 64 prototypes, KoLeo) — its GPU version
  * (`fashion-mnist-gpu`, batch 256) when the backend is a GPU —, and
  * `fashion-mnist-quick` in quick mode (the same recipe on a 2-block width-64
  * ViT: seconds per epoch). The data is always the notebooks' own.
