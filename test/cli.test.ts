@@ -48,13 +48,23 @@ describe('ibotlab pretrain (CLI)', () => {
     const st = JSON.parse(fs.readFileSync(state, 'utf8'));
     assert.ok(st.step >= killedAt && st.step < 36, `killed at step ${st.step}`);
 
-    const rb = runSync([...args(b), '--resume']);
+    // `--out DIR --resume` needs no recipe flags: the preset (tiny) and length (6 epochs) come from the checkpoint.
+    const rb = runSync(['pretrain', '--subset', '96', '--checkpoint-every', '2', '--no-eval', '--out', b, '--resume']);
     assert.equal(rb.status, 0, rb.stderr);
-    assert.match(rb.stderr, /resuming at step \d+/);
+    assert.match(rb.stderr, /resuming at step \d+; pretraining tiny/);
     const ta = readSafetensors(path.join(a, 'checkpoint.safetensors')).tensors;
     const tb = readSafetensors(path.join(b, 'checkpoint.safetensors')).tensors;
     for (const k of Object.keys(ta)) assert.deepEqual(tb[k].data, ta[k].data, `${k} differs`);
     assert.ok(fs.existsSync(path.join(b, 'teacher_backbone.safetensors')));
+  });
+
+  it('--resume with other data or recipe flags: the flags are named as ignored, other data is refused', () => {
+    const out = tmp('resume');
+    assert.equal(runSync(['pretrain', '--preset', 'tiny', '--subset', '64', '--epochs', '1', '--no-eval', '--out', out]).status, 0);
+    const r = runSync(['pretrain', '--preset', 'fashion-mnist', '--epochs', '9', '--subset', '96', '--no-eval', '--out', out, '--resume']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /ignoring --preset, --epochs/);
+    assert.match(r.stderr, /cannot resume .*: the run took 4 steps per epoch, but .* \(96 images, batch 16\) gives 6; resume with the run's own data/);
   });
 
   it('the closing k-NN shows the run next to the untrained network and raw pixels, and saves all three', () => {

@@ -7,7 +7,7 @@ import { ImageDataset, subset } from '../data/dataset';
 import { resolveNormalize } from '../data/normalize';
 import { PRESET_NAMES, pretrainPreset } from '../train/presets';
 import { Pretrainer } from '../train/pretrain';
-import { hasCheckpoint } from '../train/checkpoint';
+import { hasCheckpoint, readCheckpointState } from '../train/checkpoint';
 import { backboneKnn } from '../eval/protocols';
 import { pixelFeatures } from '../eval/features';
 import { knnClassify } from '../eval/knn';
@@ -87,11 +87,18 @@ export async function runPretrain(v: OptionValues, env: { gpu: boolean } = { gpu
     const x = num(v, k);
     if (x !== undefined && !(x > 0) && k !== 'lr') throw new Error(`--${k} must be positive, got ${x}`);
   }
-  const cfg = pretrainPreset(presetName, overrides);
   const out = str(v, 'out') ?? path.join('runs', presetName);
   const resume = flag(v, 'resume');
   if (resume && !hasCheckpoint(out)) {
     throw new Error(`--resume: there is no checkpoint in '${out}' to continue (checkpoint.json and checkpoint.safetensors are missing); start the run without --resume, or point --out at a run folder`);
+  }
+  // A resumed run continues with the config in its checkpoint (recipe, length, dataset): the flags
+  // that would change it are ignored, with a note, so `--out DIR --resume` alone is enough.
+  const cfg = resume ? readCheckpointState(out).config : pretrainPreset(presetName, overrides);
+  if (resume) {
+    const ignored = ['preset', 'epochs', 'minutes', 'batch-size', 'lr', 'seed'].filter((k) => v[k] !== undefined);
+    if (ignored.length) process.stderr.write(`note: --resume continues with the run's own config; ignoring ${ignored.map((k) => `--${k}`).join(', ')}\n`);
+    if (dataset !== undefined) cfg.dataset = dataset;
   }
   const created = ensureWritable(out);
   try {

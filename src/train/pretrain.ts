@@ -68,6 +68,15 @@ export class Pretrainer {
     }
     this.itersPerEpoch = Math.floor(data.n / config.batchSize);
     if (this.itersPerEpoch < 1) throw new Error(`dataset ${data.name} has ${data.n} images, fewer than one batch of ${config.batchSize}; lower batchSize`);
+    if (opts.resume && opts.outDir && hasCheckpoint(opts.outDir)) {
+      // The epoch permutation and the schedules are indexed by steps per epoch: other data cannot continue the run.
+      const saved = readCheckpointState(opts.outDir).itersPerEpoch;
+      if (saved !== this.itersPerEpoch) {
+        throw new Error(
+          `cannot resume ${opts.outDir}: the run took ${saved} steps per epoch, but ${data.name} (${data.n} images, batch ${config.batchSize}) gives ${this.itersPerEpoch}; resume with the run's own data (the same --dataset and --subset)`,
+        );
+      }
+    }
     this.rng = new Rng(config.seed);
   }
 
