@@ -71,6 +71,7 @@ export const RECIPES: Recipe[] = [
   { name: 'koleo K32', source: 'KoLeo 0.1, K = 32', apply: (c) => head(loss(c, { koleoWeight: 0.1 }), { outDim: 32, patchOutDim: 32 }) },
   { name: 'koleo K64+sep+lr x2', source: 'KoLeo 0.1, K = 64, separate patch head, lr 4e-3', apply: (c) => ({ ...separate(head(loss(c, { koleoWeight: 0.1 }), { outDim: 64, patchOutDim: 64 })), lr: 2 * c.lr }) },
   { name: 'koleo K64 no-local', source: 'KoLeo 0.1, K = 64, 2 global crops only', apply: (c) => ({ ...head(loss(c, { koleoWeight: 0.1 }), { outDim: 64, patchOutDim: 64 }), crops: { ...c.crops, localCrops: 0 } }) },
+  { name: 'koleo K64 no-local seed 1', source: 'KoLeo 0.1, K = 64, 2 global crops only, another seed', apply: (c) => ({ ...head(loss(c, { koleoWeight: 0.1 }), { outDim: 64, patchOutDim: 64 }), crops: { ...c.crops, localCrops: 0 }, seed: 1 }) },
   { name: 'koleo no-local', source: 'KoLeo 0.1, 2 global crops only (cheaper steps)', apply: (c) => ({ ...loss(c, { koleoWeight: 0.1 }), crops: { ...c.crops, localCrops: 0 } }) },
 ];
 
