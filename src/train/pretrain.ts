@@ -59,23 +59,19 @@ export class Pretrainer {
   constructor(config: PretrainConfig, data: ImageDataset, opts: PretrainOptions = {}) {
     this.data = data;
     this.opts = opts;
-    if (opts.resume && opts.outDir && hasCheckpoint(opts.outDir)) {
-      config = readCheckpointState(opts.outDir).config;
-    }
+    const saved = opts.resume && opts.outDir && hasCheckpoint(opts.outDir) ? readCheckpointState(opts.outDir) : undefined;
+    if (saved) config = saved.config;
     this.config = config;
     if (data.channels !== config.model.vit.inChans) {
       throw new Error(`dataset ${data.name} has ${data.channels} channel(s) but the model expects ${config.model.vit.inChans}; pick a preset for this data`);
     }
     this.itersPerEpoch = Math.floor(data.n / config.batchSize);
     if (this.itersPerEpoch < 1) throw new Error(`dataset ${data.name} has ${data.n} images, fewer than one batch of ${config.batchSize}; lower batchSize`);
-    if (opts.resume && opts.outDir && hasCheckpoint(opts.outDir)) {
-      // The epoch permutation and the schedules are indexed by steps per epoch: other data cannot continue the run.
-      const saved = readCheckpointState(opts.outDir).itersPerEpoch;
-      if (saved !== this.itersPerEpoch) {
-        throw new Error(
-          `cannot resume ${opts.outDir}: the run took ${saved} steps per epoch, but ${data.name} (${data.n} images, batch ${config.batchSize}) gives ${this.itersPerEpoch}; resume with the run's own data (the same --dataset and --subset)`,
-        );
-      }
+    // The epoch permutation and the schedules are indexed by steps per epoch: other data cannot continue the run.
+    if (saved && saved.itersPerEpoch !== this.itersPerEpoch) {
+      throw new Error(
+        `cannot resume ${opts.outDir}: the run took ${saved.itersPerEpoch} steps per epoch, but ${data.name} (${data.n} images, batch ${config.batchSize}) gives ${this.itersPerEpoch}; resume with the run's own data (the same --dataset and --subset)`,
+      );
     }
     this.rng = new Rng(config.seed);
   }
