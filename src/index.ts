@@ -90,7 +90,7 @@ export { headAssignments, headClustering, kmeansClustering, evaluateClusters } f
 export type { ClusterResult } from './eval/cluster';
 export { nmi, ari, fmi, hungarianAccuracy, purity, clusterMetrics, confusionMatrix } from './eval/metrics';
 export type { ClusterMetrics } from './eval/metrics';
-export { evaluateFeatures, knnEvaluation, backboneKnn, ALL_PROTOCOLS } from './eval/protocols';
+export { evaluateFeatures, knnEvaluation, backboneKnn, pixelKnn, ALL_PROTOCOLS } from './eval/protocols';
 export type { EvalReport, EvalResult, KnnEvalResult, ProtocolName, BackboneKnnResult } from './eval/protocols';
 export { resultsTable, compareRuns, sweepTable, confusionTable, formatTable, saveTable, loadTable, tableRows, reportJson } from './eval/results';
 

@@ -5,12 +5,27 @@ import { setup } from './helpers';
 import { loadEmbeddedFashionMnist } from '../src/data/registry';
 import { VisionTransformer, vitConfig } from '../src/model/vit';
 import { backboneFeatureSet, disposeFeatureSet, modelInput, pixelFeatureSet } from '../src/eval/features';
+import { pixelKnn } from '../src/eval/protocols';
 
 before(setup);
 
 const close = (a: number, e: number, tol: number) => assert.ok(Math.abs(a - e) <= tol, `${a} vs ${e}`);
 
 describe('feature sets', () => {
+  it('pixelKnn: every image is its own nearest neighbour by cosine, also at half brightness; no tensor is left', async () => {
+    const { train } = loadEmbeddedFashionMnist();
+    const tr = { ...train, n: 30, images: train.images.subarray(0, 30 * 784), labels: train.labels.subarray(0, 30) };
+    // Halved pixels: the same directions, so only an L2-normalised k-NN still finds each image itself.
+    const te = { ...tr, images: Uint8Array.from(tr.images, (v) => v - (v % 2)).map((v) => v / 2) };
+    const before = tf.memory().numTensors;
+    const same = await pixelKnn(tr, tr, { k: 1 });
+    assert.equal(same.top1, 100);
+    assert.deepEqual([same.k, same.numTrain, same.numTest], [1, 30, 30]);
+    const half = await pixelKnn(tr, te, { k: 1 });
+    assert.ok(half.top1 >= 95, `half brightness: top-1 ${half.top1}`);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   it('feature sets: pixel features are the scaled pixels; backbone sets slice the last [CLS]', async () => {
     const { train, test } = loadEmbeddedFashionMnist();
     const tr = { ...train, n: 20, images: train.images.subarray(0, 20 * 784), labels: train.labels.subarray(0, 20) };

@@ -1,16 +1,13 @@
 /** `ibotlab pretrain`: train, checkpoint, log, then a k-NN evaluation of the teacher next to its baselines. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { findDataset, loadSplits } from '../data/registry';
-import { ImageDataset, subset } from '../data/dataset';
+import { subset } from '../data/dataset';
 import { resolveNormalize } from '../data/normalize';
 import { PRESET_NAMES, pretrainPreset } from '../train/presets';
 import { Pretrainer } from '../train/pretrain';
 import { hasCheckpoint, readCheckpointState } from '../train/checkpoint';
-import { backboneKnn } from '../eval/protocols';
-import { pixelFeatures } from '../eval/features';
-import { knnClassify } from '../eval/knn';
+import { backboneKnn, pixelKnn } from '../eval/protocols';
 import { PretrainConfig, buildModel } from '../train/config';
 import { ProgressBar, formatDuration } from '../util/progress';
 import { CommandSpec, OptionValues, flag, num, str } from './args';
@@ -152,7 +149,7 @@ async function pretrainInto(v: OptionValues, cfg: PretrainConfig, out: string, r
       const r = await backboneKnn(trainer.model.teacher.backbone, train, splits.test, { normalize, progress: true });
       const initial = buildModel(trainer.config);
       const init = await backboneKnn(initial.teacher.backbone, train, splits.test, { normalize }).finally(() => initial.dispose());
-      const pixels = await pixelKnn(train, splits.test);
+      const pixels = (await pixelKnn(train, splits.test)).top1;
       const rows: Array<[string, number]> = [
         [`this run's teacher (step ${trainer.step})`, r.top1],
         ['the same ViT untrained', init.top1],
@@ -169,14 +166,3 @@ async function pretrainInto(v: OptionValues, cfg: PretrainConfig, out: string, r
   }
 }
 
-/** Weighted k-NN (k=20, T=0.07) on flattened pixels: the baseline a representation must beat. */
-async function pixelKnn(train: ImageDataset, test: ImageDataset): Promise<number> {
-  const ftr = pixelFeatures(train);
-  const fte = pixelFeatures(test);
-  try {
-    const r = await knnClassify(ftr, train.labels, fte, { k: 20, temperature: 0.07, testLabels: test.labels, numClasses: train.numClasses });
-    return r.top1 as number;
-  } finally {
-    tf.dispose([ftr, fte]);
-  }
-}

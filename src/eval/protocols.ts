@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset } from '../data/dataset';
 import { NormalizeConfig } from '../data/normalize';
 import { VisionTransformer } from '../model/vit';
-import { extractFeatures, type FeatureSet } from './features';
+import { extractFeatures, pixelFeatures, type FeatureSet } from './features';
 import { DINO_KNN_KS, knnClassify, knnClassifyMulti } from './knn';
 import { LinearProbeOptions, LinearProbeResult, linearProbe } from './linear';
 import { LogisticEvalOptions, LogisticResult, logisticRegression } from './logistic';
@@ -93,11 +93,25 @@ export async function backboneKnn(
   test: ImageDataset,
   opts: { normalize?: NormalizeConfig | null; k?: number; temperature?: number; progress?: boolean } = {},
 ): Promise<BackboneKnnResult> {
+  const fopts = { normalize: true, mean: opts.normalize?.mean, std: opts.normalize?.std, progress: opts.progress };
+  return knnOfFeatures(extractFeatures(backbone, train, fopts), extractFeatures(backbone, test, fopts), train, test, opts);
+}
+
+/** The same k-NN on flattened, L2-normalised pixels: the baseline a representation must beat. */
+export async function pixelKnn(train: ImageDataset, test: ImageDataset, opts: { k?: number; temperature?: number } = {}): Promise<BackboneKnnResult> {
+  return knnOfFeatures(pixelFeatures(train, { normalize: true }), pixelFeatures(test, { normalize: true }), train, test, opts);
+}
+
+/** Weighted k-NN of L2-normalised features; disposes them. */
+async function knnOfFeatures(
+  ftr: tf.Tensor2D,
+  fte: tf.Tensor2D,
+  train: ImageDataset,
+  test: ImageDataset,
+  opts: { k?: number; temperature?: number },
+): Promise<BackboneKnnResult> {
   const k = opts.k ?? 20;
   const temperature = opts.temperature ?? 0.07;
-  const fopts = { normalize: true, mean: opts.normalize?.mean, std: opts.normalize?.std, progress: opts.progress };
-  const ftr = extractFeatures(backbone, train, fopts);
-  const fte = extractFeatures(backbone, test, fopts);
   try {
     const r = await knnClassify(ftr, train.labels, fte, { k, temperature, testLabels: test.labels, numClasses: train.numClasses, normalize: false });
     return { k, temperature, top1: r.top1 as number, top5: r.top5 as number, numTrain: train.n, numTest: test.n };
