@@ -29,6 +29,7 @@ function stats(over: Partial<StepStats> = {}): StepStats {
     teacherEntropy: 2,
     teacherMeanEntropy: 5,
     koleoLoss: 0,
+    maskedPatches: 10,
     gradNorm: 1,
     ms: { teacher: 1, student: 1, optimizer: 1 },
     ...over,

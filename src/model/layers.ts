@@ -173,3 +173,19 @@ export function l2Normalize(x: tf.Tensor2D, eps = 1e-12): tf.Tensor2D {
   const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(x), -1, true)), eps);
   return tf.div(x, norm);
 }
+
+/**
+ * Rows `index` (int32 [M], distinct) of x [R, D] → [M, D]. Its gradient scatters dy back into
+ * [R, D] zeros: tfjs's own gather gradient needs UnsortedSegmentSum, which the wasm backend lacks.
+ */
+export function gatherRows(x: tf.Tensor2D, index: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad(((xs: T, save: tf.GradSaveFunc) => {
+    // Saved, so the index outlives the tidy scope that made it until the backward pass.
+    save([index]);
+    return {
+      value: tf.gather(xs, index),
+      gradFunc: (dy: T, saved: T[]) => tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, xs.shape),
+    };
+  }) as unknown as CustomGradientFunc<T>);
+  return f(x) as tf.Tensor2D;
+}

@@ -15,7 +15,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { VisionTransformer, ViTConfig } from '../model/vit';
 import { HeadConfig, IBOTHead } from '../model/head';
 import { Param } from '../model/params';
-import { IBOTLoss, IBOTLossConfig, StudentOutputs } from './loss';
+import { IBOTLoss, IBOTLossConfig, StudentOutputs, StudentRowOutputs } from './loss';
+import { PatchRows, disposePatchRows, patchRows, selectMaskedPatches } from './patch-rows';
+import { gatherRows } from '../model/layers';
 import { AdamW, Grads, clipGlobalNorm, clipPerParam, freezeLastLayer } from './optim';
 import { emaUpdate } from './teacher';
 import { tidy } from '../util/tidy';
@@ -43,6 +45,11 @@ export interface Crops {
   local: tf.Tensor4D | null;
   /** Masks of the global crops [G·B, N], 1 = masked patch. */
   masks: tf.Tensor2D;
+  /**
+   * The same masks on the host, `[globalCrop][image]` (as `augment/ibotBatch` returns them). Optional:
+   * without them `step` reads `masks` back once (a wait for the device on a GPU).
+   */
+  maskArrays?: Uint8Array[][];
 }
 
 export interface StepSchedule {
@@ -70,6 +77,8 @@ export interface StepStats {
   gradNorm: number;
   /** The weighted KoLeo term of the loss (0 when off). */
   koleoLoss: number;
+  /** Masked patches of the step: the rows the patch heads ran on (besides padding). */
+  maskedPatches: number;
   /**
    * Phase timings in ms as the host sees them. On a GPU the host queues work
    * ahead of the device, so `optimizer` also holds the wait for the step's
@@ -129,6 +138,62 @@ export class IBOTModel {
   }
 
   /**
+   * Teacher outputs on the selected patch rows (`train/patch-rows.ts`) of unmasked global crops:
+   * [CLS] [G·B, K], patches [M, K'], and for the EMA centre the mean patch output [1, K'] over
+   * all patches, computed as the prototype layer of the mean unit vector (the layer is linear
+   * and bias-free, so this is the mean of the outputs without projecting every patch).
+   */
+  teacherRows(global: tf.Tensor4D, rows: PatchRows): { cls: tf.Tensor2D; patch: tf.Tensor2D; patchMean?: tf.Tensor2D } {
+    return tf.tidy(() => {
+      const head = this.teacher.head;
+      const tokens = this.teacher.backbone.forward(global).tokens;
+      const [GB, T, D] = tokens.shape;
+      const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
+      if (this.config.loss.centering === 'sinkhorn-knopp') {
+        // No centre to keep: the head runs on the [CLS] and selected rows only.
+        const z = head.embed(tf.concat([tf.gather(flat, rows.clsIndex), tf.gather(flat, rows.tokenIndex)], 0) as tf.Tensor2D);
+        return { cls: head.project(tf.slice(z, [0, 0], [GB, -1]), 'cls'), patch: head.project(tf.slice(z, [GB, 0], [-1, -1]), 'patch') };
+      }
+      const z = head.embed(flat);
+      const zMean = tf.reshape(tf.mean(tf.slice(tf.reshape(z, [GB, T, -1]), [0, 1, 0], [GB, T - 1, -1]), [0, 1]), [1, -1]) as tf.Tensor2D;
+      const patchAndMean = head.project(tf.concat([tf.gather(z, rows.tokenIndex), zMean], 0) as tf.Tensor2D, 'patch');
+      const M = rows.tokenIndex.shape[0];
+      return {
+        cls: head.project(tf.gather(z, rows.clsIndex), 'cls'),
+        patch: tf.slice(patchAndMean, [0, 0], [M, -1]),
+        patchMean: tf.slice(patchAndMean, [M, 0], [1, -1]),
+      };
+    });
+  }
+
+  /** Student outputs as `studentForward`, with the head run on the [CLS] tokens and the selected patch rows only. */
+  studentRows(crops: Crops, rows: PatchRows, seed = 0): StudentRowOutputs {
+    return tidy(() => {
+      const { tokens } = this.student.backbone.forward(crops.global, { masks: crops.masks, training: true, seed });
+      const [GB, T, D] = tokens.shape;
+      const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
+      // One gather (one scatter in the backward pass) for the [CLS] and the masked rows; one MLP pass over both.
+      const z = this.student.head.embed(gatherRows(flat, tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D));
+      let cls = this.student.head.project(tf.slice(z, [0, 0], [GB, -1]), 'cls');
+      const patch = this.student.head.project(tf.slice(z, [GB, 0], [-1, -1]), 'patch');
+      const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? (tf.reshape(tf.slice(tokens, [0, 0, 0], [GB, 1, D]), [GB, D]) as tf.Tensor2D) : undefined;
+      if (crops.local) {
+        const lt = this.student.backbone.forward(crops.local, { training: true, seed: seed + 1 }).tokens;
+        const lcls = tf.reshape(tf.slice(lt, [0, 0, 0], [lt.shape[0], 1, lt.shape[2]]), [lt.shape[0], lt.shape[2]]) as tf.Tensor2D;
+        cls = tf.concat([cls, this.student.head.forwardCls(lcls)], 0) as tf.Tensor2D;
+      }
+      return backboneCls ? { cls, patch, backboneCls } : { cls, patch };
+    });
+  }
+
+  /** The masked patches of `crops` as row selections (host masks when the crops carry them, else one read). */
+  async patchRowsOf(crops: Crops): Promise<PatchRows> {
+    const [GB, N] = crops.masks.shape;
+    const values = crops.maskArrays ? flattenMasks(crops.maskArrays, GB, N) : await crops.masks.data();
+    return patchRows(selectMaskedPatches(values, GB, N), GB, N);
+  }
+
+  /**
    * One full training step, all on the device: nothing is read back until its
    * statistics, which come back in one asynchronous read at the end (the only
    * kind of read a WebGPU backend in Node can do). Inputs are not disposed.
@@ -147,8 +212,9 @@ export class IBOTModel {
       if (opts.syncPhases) await t.data();
     };
     const t0 = performance.now();
-    const teacherOut = this.teacherForward(crops.global);
-    const targets = this.loss.teacherTargets(teacherOut, sched.epoch, crops.masks);
+    const rows = await this.patchRowsOf(crops);
+    const teacherOut = this.teacherRows(crops.global, rows);
+    const targets = this.loss.teacherRowTargets(teacherOut, sched.epoch, rows);
     const monitors = tf.tidy(() => collapseMonitors(targets.cls));
     await settle(monitors.meanEntropy);
     const t1 = performance.now();
@@ -156,8 +222,8 @@ export class IBOTModel {
     let parts: { cls: tf.Scalar; patch: tf.Scalar; koleo: tf.Scalar; agreement: tf.Scalar } | undefined;
     const vars = this.studentParams.filter((p) => p.trainable).map((p) => p.variable);
     const { value, grads: rawGrads } = tf.variableGrads(() => {
-      const s = this.studentForward(crops, seed);
-      const l = this.loss.compute(s, targets, crops.masks);
+      const s = this.studentRows(crops, rows, seed);
+      const l = this.loss.computeRows(s, targets, rows);
       parts = { cls: tf.keep(l.cls), patch: tf.keep(l.patch), koleo: tf.keep(l.koleo), agreement: tf.keep(agreementOf(s.cls, targets.cls, G)) };
       return l.total;
     }, vars);
@@ -186,12 +252,14 @@ export class IBOTModel {
     tf.dispose([...grads.values()]);
     emaUpdate(this.teacher.backbone.params, this.student.backbone.params, sched.momentum);
     emaUpdate(this.teacher.head.params, this.student.head.params, sched.momentum);
-    this.loss.updateCenter(teacherOut);
+    tf.tidy(() => this.loss.updateCenterFromMeans(tf.mean(teacherOut.cls, 0, true) as tf.Tensor2D, teacherOut.patchMean));
 
     // One read-back for every number of the step.
     const p = parts as NonNullable<typeof parts>;
     const all = tf.tidy(() => tf.stack([value, p.cls, p.patch, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm, p.koleo]));
     tf.dispose([value, p.cls, p.patch, p.koleo, p.agreement, monitors.entropy, monitors.meanEntropy, gradNorm, teacherOut.cls, teacherOut.patch, targets.cls, targets.patch]);
+    if (teacherOut.patchMean) teacherOut.patchMean.dispose();
+    disposePatchRows(rows);
     let v: Float32Array;
     try {
       v = (await all.data()) as Float32Array;
@@ -208,6 +276,7 @@ export class IBOTModel {
       teacherMeanEntropy: v[5],
       gradNorm: v[6],
       koleoLoss: v[7],
+      maskedPatches: rows.count,
       teacherTemp: this.loss.teacherTemp(sched.epoch),
       teacherPatchTemp: this.loss.teacherPatchTemp(sched.epoch),
       ms: { teacher: t1 - t0, student: t2 - t1, optimizer: t3 - t2 },
@@ -242,4 +311,13 @@ function agreementOf(studentCls: tf.Tensor2D, teacherCls: tf.Tensor2D, G: number
     const sRolled = tf.concat([tf.slice(s, [1, 0], [G - 1, B]), tf.slice(s, [0, 0], [1, B])], 0);
     return tf.mean(tf.cast(tf.equal(t, sRolled), 'float32')) as tf.Scalar;
   });
+}
+
+/** Host masks `[globalCrop][image]` → flat crop-major [G·B·N]. */
+function flattenMasks(m: Uint8Array[][], GB: number, N: number): Uint8Array {
+  const out = new Uint8Array(GB * N);
+  let b = 0;
+  for (const crop of m) for (const img of crop) out.set(img, N * b++);
+  if (b !== GB) throw new Error(`crops.maskArrays hold ${b} masks for ${GB} global crops`);
+  return out;
 }

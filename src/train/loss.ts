@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../util/gradients';
 import { teacherTempSchedule } from './schedules';
+import type { PatchRows } from './patch-rows';
 
 export interface IBOTLossConfig {
   /** [CLS] prototypes (K). */
@@ -78,6 +79,15 @@ export interface StudentOutputs {
   /** Patch scores of the (masked) global crops: [G·B, N, K']. */
   patch: tf.Tensor3D;
   /** The backbone's [CLS] of the global crops [G·B, D], before the head (for KoLeo). */
+  backboneCls?: tf.Tensor2D;
+}
+
+/** Student outputs with patches on the selected rows only (`train/patch-rows.ts`). */
+export interface StudentRowOutputs {
+  /** [CLS] scores of every crop, crop-major: [(G+L)·B, K]. */
+  cls: tf.Tensor2D;
+  /** Patch scores of the selected (masked) patches [M, K']. */
+  patch: tf.Tensor2D;
   backboneCls?: tf.Tensor2D;
 }
 
@@ -193,44 +203,100 @@ export class IBOTLoss {
    * (1 = masked). Differentiable in the student outputs; centers untouched.
    */
   compute(student: StudentOutputs, targets: { cls: tf.Tensor2D; patch: tf.Tensor3D }, masks: tf.Tensor2D): LossValue {
-    const { globalCrops: G, localCrops: L, studentTemp, lambda1, lambda2 } = this.config;
-    const V = G + L;
-    const GB = targets.cls.shape[0];
-    const B = GB / G;
-    const K = student.cls.shape[1];
-    if (!Number.isInteger(B) || student.cls.shape[0] !== V * B) {
-      throw new Error(`student cls has ${student.cls.shape[0]} rows and teacher ${GB}; expected (G+L)·B = ${V}·B and G·B = ${G}·B rows`);
-    }
+    const GB = this.checkCls(student.cls, targets.cls);
     if (student.patch.shape[0] !== GB || masks.shape[0] !== GB || masks.shape[1] !== student.patch.shape[1]) {
       throw new Error(`patch outputs [${student.patch.shape}] and masks [${masks.shape}] must both cover G·B = ${GB} images of the same patches`);
     }
+    const { studentTemp, lambda2 } = this.config;
     return tf.tidy(() => {
-      // [CLS]: cross-entropy of every (teacher crop q, student crop v) pair as one matMul,
-      // C[q, v] = −Σ_b,k t[q,b,k]·log s[v,b,k] / B, then the off-diagonal pairs are averaged.
-      const logS = tf.logSoftmax(tf.div(student.cls, studentTemp));
-      const C = tf.div(tf.neg(tf.matMul(tf.reshape(targets.cls, [G, B * K]), tf.reshape(logS, [V, B * K]), false, true)), B);
-      const offDiag = new Float32Array(G * V);
-      for (let q = 0; q < G; q++) for (let v = 0; v < V; v++) offDiag[q * V + v] = q === v ? 0 : 1;
-      const pairs = G * V - G;
-      const clsLoss = tf.mul(tf.div(tf.sum(tf.mul(C, tf.tensor2d(offDiag, [G, V]))), pairs), lambda1) as tf.Scalar;
-
+      const clsLoss = this.clsTerm(student.cls, targets.cls);
       // MIM: per-patch cross-entropy of the same global crop, averaged over its masked patches.
       const logP = tf.logSoftmax(tf.div(student.patch, studentTemp));
       const perPatch = tf.neg(tf.sum(tf.mul(targets.patch, logP), -1)) as tf.Tensor2D;
       const m = tf.cast(masks, 'float32');
       const perImage = tf.div(tf.sum(tf.mul(perPatch, m), -1), tf.maximum(tf.sum(m, -1), 1));
       const patchLoss = tf.mul(tf.mean(perImage), lambda2) as tf.Scalar;
-
-      // KoLeo on each global crop's batch of backbone [CLS] features, summed over crops (DINOv2).
-      const w = this.config.koleoWeight ?? 0;
-      let koleo: tf.Scalar = tf.scalar(0);
-      if (w > 0) {
-        if (!student.backboneCls) throw new Error('koleoWeight > 0 needs the student backbone [CLS] features (StudentOutputs.backboneCls)');
-        const parts = tf.split(student.backboneCls, G, 0) as tf.Tensor2D[];
-        koleo = tf.mul(tf.addN(parts.map((p) => koleoLoss(p))), w) as tf.Scalar;
-      }
+      const koleo = this.koleoTerm(student.backboneCls);
       return { cls: clsLoss, patch: patchLoss, koleo, total: tf.addN([clsLoss, patchLoss, koleo]) as tf.Scalar };
     });
+  }
+
+  /**
+   * The same loss from the masked patches alone (`train/patch-rows.ts`): student
+   * patch scores and teacher patch targets [M, K'] on the selected rows, each row
+   * weighted by `rows.weight`. Equal to `compute` on full outputs, with the head
+   * run on a fraction of the patches.
+   */
+  computeRows(student: StudentRowOutputs, targets: { cls: tf.Tensor2D; patch: tf.Tensor2D }, rows: Pick<PatchRows, 'weight'>): LossValue {
+    this.checkCls(student.cls, targets.cls);
+    const M = rows.weight.shape[0];
+    if (student.patch.shape[0] !== M || targets.patch.shape[0] !== M) {
+      throw new Error(`patch rows: student [${student.patch.shape}], teacher [${targets.patch.shape}] and ${M} row weights must agree`);
+    }
+    const { studentTemp, lambda2 } = this.config;
+    return tf.tidy(() => {
+      const clsLoss = this.clsTerm(student.cls, targets.cls);
+      const logP = tf.logSoftmax(tf.div(student.patch, studentTemp));
+      const perRow = tf.neg(tf.sum(tf.mul(targets.patch, logP), -1));
+      const patchLoss = tf.mul(tf.sum(tf.mul(perRow, rows.weight)), lambda2) as tf.Scalar;
+      const koleo = this.koleoTerm(student.backboneCls);
+      return { cls: clsLoss, patch: patchLoss, koleo, total: tf.addN([clsLoss, patchLoss, koleo]) as tf.Scalar };
+    });
+  }
+
+  /**
+   * Teacher targets for the selected patch rows: teacher [CLS] scores [G·B, K]
+   * and patch scores [M, K'] on the same rows as the student's. Sinkhorn-Knopp
+   * balances over the masked rows (`rows.real`), as `teacherTargets` does with masks.
+   */
+  teacherRowTargets(teacher: { cls: tf.Tensor2D; patch: tf.Tensor2D }, epoch: number, rows: Pick<PatchRows, 'real'>): { cls: tf.Tensor2D; patch: tf.Tensor2D } {
+    const cfg = this.config;
+    if (cfg.centering === 'sinkhorn-knopp') {
+      const it = cfg.sinkhornIterations ?? 3;
+      return tf.tidy(() => ({
+        cls: sinkhornKnopp(teacher.cls, this.teacherTemp(epoch), it),
+        patch: sinkhornKnopp(teacher.patch, this.teacherPatchTemp(epoch), it, rows.real),
+      }));
+    }
+    return tf.tidy(() => ({
+      cls: tf.softmax(tf.div(tf.sub(teacher.cls, this.center), this.teacherTemp(epoch))) as tf.Tensor2D,
+      patch: tf.softmax(tf.div(tf.sub(teacher.patch, this.patchCenter), this.teacherPatchTemp(epoch))) as tf.Tensor2D,
+    }));
+  }
+
+  /** Rows of the [CLS] scores: (G+L)·B for the student, G·B for the teacher; returns G·B. */
+  private checkCls(studentCls: tf.Tensor2D, teacherCls: tf.Tensor2D): number {
+    const { globalCrops: G, localCrops: L } = this.config;
+    const GB = teacherCls.shape[0];
+    const B = GB / G;
+    if (!Number.isInteger(B) || studentCls.shape[0] !== (G + L) * B) {
+      throw new Error(`student cls has ${studentCls.shape[0]} rows and teacher ${GB}; expected (G+L)·B = ${G + L}·B and G·B = ${G}·B rows`);
+    }
+    return GB;
+  }
+
+  /** λ1 · L_[CLS]: cross-entropy of every (teacher crop q, student crop v ≠ q) pair, averaged. */
+  private clsTerm(studentCls: tf.Tensor2D, targetCls: tf.Tensor2D): tf.Scalar {
+    const { globalCrops: G, localCrops: L, studentTemp, lambda1 } = this.config;
+    const V = G + L;
+    const B = targetCls.shape[0] / G;
+    const K = studentCls.shape[1];
+    // All pairs as one matMul, C[q, v] = −Σ_b,k t[q,b,k]·log s[v,b,k] / B, then the off-diagonal pairs are averaged.
+    const logS = tf.logSoftmax(tf.div(studentCls, studentTemp));
+    const C = tf.div(tf.neg(tf.matMul(tf.reshape(targetCls, [G, B * K]), tf.reshape(logS, [V, B * K]), false, true)), B);
+    const offDiag = new Float32Array(G * V);
+    for (let q = 0; q < G; q++) for (let v = 0; v < V; v++) offDiag[q * V + v] = q === v ? 0 : 1;
+    const pairs = G * V - G;
+    return tf.mul(tf.div(tf.sum(tf.mul(C, tf.tensor2d(offDiag, [G, V]))), pairs), lambda1) as tf.Scalar;
+  }
+
+  /** KoLeo on each global crop's batch of backbone [CLS] features, summed over crops (DINOv2); 0 when off. */
+  private koleoTerm(backboneCls: tf.Tensor2D | undefined): tf.Scalar {
+    const w = this.config.koleoWeight ?? 0;
+    if (w <= 0) return tf.scalar(0);
+    if (!backboneCls) throw new Error('koleoWeight > 0 needs the student backbone [CLS] features (StudentOutputs.backboneCls)');
+    const parts = tf.split(backboneCls, this.config.globalCrops, 0) as tf.Tensor2D[];
+    return tf.mul(tf.addN(parts.map((p) => koleoLoss(p))), w) as tf.Scalar;
   }
 
   /** Loss from raw teacher outputs; convenience for evaluation and the reference check. */
@@ -246,12 +312,15 @@ export class IBOTLoss {
 
   /** EMA of the teacher's mean [CLS] output and mean patch output (after the loss, as the official code). */
   updateCenter(teacher: TeacherOutputs): void {
+    tf.tidy(() => this.updateCenterFromMeans(tf.mean(teacher.cls, 0, true) as tf.Tensor2D, tf.reshape(tf.mean(teacher.patch, [0, 1]), [1, -1]) as tf.Tensor2D));
+  }
+
+  /** The same from the means themselves: [CLS] [1, K] and, when given, patches [1, K'] (the patch center stays otherwise). */
+  updateCenterFromMeans(clsMean: tf.Tensor2D, patchMean?: tf.Tensor2D): void {
     const m = this.config.centerMomentum;
     tf.tidy(() => {
-      const c = tf.mean(teacher.cls, 0, true);
-      const pc = tf.reshape(tf.mean(teacher.patch, [0, 1]), [1, -1]);
-      this.center.assign(tf.add(tf.mul(this.center, m), tf.mul(c, 1 - m)));
-      this.patchCenter.assign(tf.add(tf.mul(this.patchCenter, m), tf.mul(pc, 1 - m)));
+      this.center.assign(tf.add(tf.mul(this.center, m), tf.mul(clsMean, 1 - m)));
+      if (patchMean) this.patchCenter.assign(tf.add(tf.mul(this.patchCenter, m), tf.mul(patchMean, 1 - m)));
     });
   }
 

@@ -16,7 +16,7 @@ import type { StepStats } from '../train/ibot';
 import { Figure, Layout, Trace, baseLayout, cellTitle, subplotGrid } from './figure';
 
 /** One logged training step (a `step` event or a line of a run's `log.jsonl`). */
-export type TrainingPoint = Omit<StepStats, 'ms'> & {
+export type TrainingPoint = Omit<StepStats, 'ms' | 'maskedPatches'> & {
   step: number;
   epoch: number;
   lr: number;
