@@ -252,6 +252,31 @@ describe('wasm kernels', () => {
     assert.equal(tf.memory().numTensors, before);
   });
 
+  it('gather copies rows from the heap: every axis, repeated and empty indices, int32, out-of-range refused, against an index reference', () => {
+    const cases: Array<[number[], number, number[], number[]]> = [
+      [[7, 5], 0, [3, 0, 6, 3], [4]],
+      [[7, 5], 1, [4, 0, 2], [3]],
+      [[3, 4, 5], 1, [1, 3, 1, 0, 2, 3], [2, 3]],
+      [[3, 4, 5], 2, [0, 4], [2]],
+      [[6, 2], 0, [], [0]],
+    ];
+    for (const [shape, axis, index, ishape] of cases) {
+      const n = shape.reduce((p, v) => p * v, 1);
+      const x = randArray(n);
+      const outer = shape.slice(0, axis).reduce((p, v) => p * v, 1);
+      const run = shape.slice(axis + 1).reduce((p, v) => p * v, 1);
+      const want: number[] = [];
+      for (let a = 0; a < outer; a++) for (const i of index) for (let r = 0; r < run; r++) want.push(x[(a * shape[axis] + i) * run + r]);
+      const got = tf.tidy(() => tf.gather(tf.tensor(x, shape), tf.tensor(index, ishape, 'int32'), axis));
+      assert.deepEqual(got.shape, [...shape.slice(0, axis), ...ishape, ...shape.slice(axis + 1)]);
+      assert.deepEqual(Array.from(got.dataSync()), Array.from(Float32Array.from(want)), `gather ${shape} axis ${axis} at ${index}`);
+      got.dispose();
+    }
+    const ints = tf.tidy(() => tf.gather(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32'), [2, 0]).dataSync());
+    assert.deepEqual(Array.from(ints), [5, 6, 1, 2]);
+    assert.throws(() => tf.tidy(() => tf.gather(tf.zeros([3, 2]), [1, 3])), /index value 3 is not in \[0, 2\]/);
+  });
+
   it('simplifyPermutation merges axes that move together and drops unit axes', async () => {
     assert.deepEqual(simplifyPermutation([2, 3, 4, 5], [0, 2, 3, 1]), { shape: [2, 3, 20], perm: [0, 2, 1] });
     assert.deepEqual(simplifyPermutation([2, 1, 4], [2, 1, 0]), { shape: [2, 4], perm: [1, 0] });

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { fdDirectional, relL2 as relArrays, setup } from './helpers';
-import { gelu, l2Normalize, layerNorm, linear } from '../src/model/layers';
+import { gelu, l2Normalize, layerNorm, linear, linearOnData } from '../src/model/layers';
 import { attention } from '../src/model/attention';
 import { bicubicMatrix1d } from '../src/model/vit';
 import { hasFusedKernels, registerWasmKernels, setAutoRegisterKernels, unregisterWasmKernels } from '../src/kernels';
@@ -56,6 +56,21 @@ for (const mode of MODES) describe(`custom-gradient layers (${mode})`, () => {
       // Without bias too.
       const g2 = tf.grads((xi: tf.Tensor, wi: tf.Tensor) => tf.sum(tf.mul(linear(xi as tf.Tensor2D, wi as tf.Tensor2D), r)) as tf.Scalar)([x, w]);
       assert.ok(relL2(g2[1], gn[1]) < 1e-5);
+    });
+  });
+
+  it('linearOnData: the same value and weight gradients as linear, with no gradient for the data', async () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([9, 4], 0, 1, 'float32', 21) as tf.Tensor2D;
+      const w = tf.randomNormal([4, 6], 0, 1, 'float32', 22) as tf.Tensor2D;
+      const b = tf.randomNormal([6], 0, 1, 'float32', 23) as tf.Tensor1D;
+      const r = tf.randomNormal([9, 6], 0, 1, 'float32', 24);
+      assert.ok(relL2(linearOnData(x, w, b), naive.linear(x, w, b)) < 1e-6);
+      const gd = tf.grads((wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(linearOnData(x, wi as tf.Tensor2D, bi as tf.Tensor1D), r)) as tf.Scalar)([w, b]);
+      const gn = tf.grads((wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(naive.linear(x, wi as tf.Tensor2D, bi as tf.Tensor1D), r)) as tf.Scalar)([w, b]);
+      assert.ok(relL2(gd[0], gn[0]) < 1e-5 && relL2(gd[1], gn[1]) < 1e-5);
+      // Asking for the data's gradient is an error, not a silent zero.
+      assert.throws(() => tf.grad((xi: tf.Tensor) => tf.sum(linearOnData(xi as tf.Tensor2D, w, b)) as tf.Scalar)(x));
     });
   });
 

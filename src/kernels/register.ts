@@ -449,6 +449,35 @@ function unpack(args: KernelArgs): TensorInfo | TensorInfo[] {
   });
 }
 
+/**
+ * Gather (batchDims 0) as row copies out of the heap. The stock wasm Gather
+ * walks the output element by element: picking 1,128 rows of 128 floats took
+ * 5 ms, a memcpy's worth of work (the heads' masked-patch rows, train/patch-rows.ts).
+ */
+function gatherV2(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const { x, indices } = args.inputs;
+  if (!heapDtype(x) || indices.dtype !== 'int32' || ((args.attrs?.batchDims as number) ?? 0) !== 0) return stockCall('GatherV2', args);
+  const backend = args.backend as WasmBackendLike;
+  const axis = tf.util.parseAxisParam(args.attrs?.axis as number, x.shape)[0];
+  const dim = x.shape[axis];
+  const outer = prod(x.shape.slice(0, axis));
+  const run = prod(x.shape.slice(axis + 1));
+  const out = backend.makeOutput([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], x.dtype);
+  // Views only after makeOutput: allocating may grow the heap and detach earlier views.
+  const heap = (backend as unknown as { typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array }).typedArrayFromHeap;
+  const idx = heap.call(backend, indices);
+  for (let i = 0; i < idx.length; i++) {
+    if (!(idx[i] >= 0 && idx[i] < dim)) throw new Error(`GatherV2: the index value ${idx[i]} is not in [0, ${dim - 1}]`);
+  }
+  const src = heap.call(backend, x);
+  const dst = heap.call(backend, out);
+  let o = 0;
+  for (let a = 0; a < outer; a++) {
+    for (let i = 0; i < idx.length; i++, o += run) dst.set(src.subarray((a * dim + idx[i]) * run, (a * dim + idx[i] + 1) * run), o);
+  }
+  return out;
+}
+
 function checkFloat(name: string, ...ts: TensorInfo[]): void {
   for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${name} takes float32 tensors, got ${t.dtype}`);
 }
@@ -577,6 +606,7 @@ const OVERRIDES: Record<string, OurKernel> = {
   Slice: slice,
   SplitV: splitV,
   Unpack: unpack,
+  GatherV2: gatherV2,
 };
 const NEW_KERNELS: Record<string, OurKernel> = {
   [KERNEL_NAMES.denseGelu]: denseGelu,

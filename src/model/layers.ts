@@ -72,6 +72,24 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tens
 }
 
 /**
+ * x·W + b on data that needs no gradient (the pixels of the patch embedding):
+ * the backward pass gives dW and db only and skips dx = dy·Wᵀ, a product as
+ * large as the forward one whose result nothing reads. Gradients with respect
+ * to x are unavailable through it (`linear` has them).
+ */
+export function linearOnData(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad(((ws: T, bs: T, save: tf.GradSaveFunc) => {
+    // Saved, so the data outlives the tidy scope that made it until the backward pass.
+    save([x]);
+    return {
+      value: tf.fused.matMul({ a: x, b: ws as tf.Tensor2D, bias: bs }),
+      gradFunc: (dy: T, saved: T[]) => [linearGradW(saved[0] as tf.Tensor2D, dy as tf.Tensor2D), tf.sum(dy, 0)],
+    };
+  }) as unknown as CustomGradientFunc<T>);
+  return f(w, b) as tf.Tensor2D;
+}
+
+/**
  * gelu(x·W + b), the MLP's first layer. With our kernels one GEMM adds the
  * bias and applies the GELU in its epilogue (no separate pass over the
  * [M, out] pre-activation); elsewhere `gelu(linear(x, w, b))`. Same values

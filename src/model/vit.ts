@@ -10,7 +10,7 @@
  * [B·(1+N), D] between blocks so every dense layer is one plain 2-D matMul.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { gelu, layerNorm, linear } from './layers';
+import { gelu, layerNorm, linear, linearOnData } from './layers';
 import { attention } from './attention';
 import { ParamSet, init } from './params';
 import { Rng } from '../util/rng';
@@ -180,7 +180,8 @@ export class VisionTransformer {
         tf.transpose(tf.reshape(images, [B * gh, p, gw, p * C]), [0, 2, 1, 3]),
         [B * N, p * p * C],
       ) as tf.Tensor2D;
-      let x = linear(patches, P.get('patch_embed.proj.weight') as tf.Tensor2D, P.get('patch_embed.proj.bias') as tf.Tensor1D);
+      // In training the pixels need no gradient: skip the patch embedding's dx product.
+      let x = (opts.training ? linearOnData : linear)(patches, P.get('patch_embed.proj.weight') as tf.Tensor2D, P.get('patch_embed.proj.bias') as tf.Tensor1D);
       if (opts.masks) {
         if (!P.has('masked_embed')) throw new Error('this ViT was built with maskedEmbed: false, so it cannot take masks');
         if (opts.masks.shape[0] !== B || opts.masks.shape[1] !== N) {
