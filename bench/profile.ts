@@ -1,8 +1,9 @@
 /**
  * Per-kernel profile of one iBOT training step of the `bench` config, with
  * random crops (development aid, not part of `npm run bench`):
- *   npx tsx bench/profile.ts [--stock] [--t1]
- * --stock keeps tfjs's own kernels, --t1 runs single-threaded. tf.profile
+ *   node dist/bench/profile.js [--stock] [--t1] [--rest]
+ * --stock keeps tfjs's own kernels, --t1 runs single-threaded, --rest lists
+ * every kernel but the products by shape. tf.profile
  * times each kernel synchronously, so the totals exceed a normal step.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -58,6 +59,11 @@ async function main(): Promise<void> {
   for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) console.log(k.padEnd(22), e.ms.toFixed(1).padStart(8), e.n);
   console.log('--- top kernel instances');
   for (const [k, e] of [...detail].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40)) console.log(e.ms.toFixed(1).padStart(8), String(e.n).padStart(4), k);
+  if (process.argv.includes('--rest')) {
+    // Everything but the products: where the time beside the GEMM goes.
+    console.log('--- other kernel instances');
+    for (const [k, e] of [...detail].filter(([k]) => !/MatMul/.test(k)).sort((a, b) => b[1].ms - a[1].ms).slice(0, 80)) console.log(e.ms.toFixed(1).padStart(8), String(e.n).padStart(4), k);
+  }
   const t0 = performance.now();
   for (let i = 0; i < 3; i++) console.log(JSON.stringify((await model.step(crops, sched, 10 + i)).ms));
   console.log('step ms', ((performance.now() - t0) / 3).toFixed(0));

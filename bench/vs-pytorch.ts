@@ -76,7 +76,8 @@ function main(): void {
   const ratios: number[] = [];
   let torchVersion = '';
   for (let r = 0; r < a.rounds; r++) {
-    const ours = runJson([process.execPath, step, '--json', '--threads', String(a.cores), '--steps', String(a.steps)], {}, a);
+    // wasm explicitly: on a machine with a GPU the default backend would be WebGPU.
+    const ours = runJson([process.execPath, step, '--json', '--backend', 'wasm', '--threads', String(a.cores), '--steps', String(a.steps)], {}, a);
     const peer = runJson([a.python, a.peer, String(a.steps + 2)], peerEnv, a);
     torchVersion = String(peer.torch);
     const o = Number(ours.imagesPerSec);

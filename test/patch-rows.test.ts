@@ -65,13 +65,20 @@ describe('masked patch rows', () => {
     tf.dispose([x, idx, w, g]);
   });
 
-  for (const centering of ['ema', 'sinkhorn-knopp'] as const) {
-    it(`the step's loss and gradients equal the all-patch formulation (${centering} centering, KoLeo, local crops)`, async () => {
+  const variants = [
+    { centering: 'ema', shared: true },
+    { centering: 'ema', shared: false },
+    { centering: 'sinkhorn-knopp', shared: true },
+    { centering: 'sinkhorn-knopp', shared: false },
+  ] as const;
+  for (const { centering, shared } of variants) {
+    it(`the step's loss and gradients equal the all-patch formulation (${centering} centering, ${shared ? 'shared' : 'separate'} patch head, KoLeo, local crops)`, async () => {
       const base = pretrainPreset('tiny');
+      const head = shared ? { ...base.model.head, sharedHead: true, patchOutDim: base.model.head.outDim } : { ...base.model.head, sharedHead: false, patchOutDim: 48 };
       const cfg: PretrainConfig = {
         ...base,
         batchSize: 8,
-        model: { ...base.model, loss: { ...base.model.loss, centering, koleoWeight: 0.1 }, head: { ...base.model.head, sharedHead: false, patchOutDim: 48 }, sharedHeadTeacher: false },
+        model: { ...base.model, loss: { ...base.model.loss, centering, koleoWeight: 0.1 }, head, sharedHeadTeacher: shared },
       };
       const model = buildModel(cfg, 3);
       const K = cfg.model.head.outDim;

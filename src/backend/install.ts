@@ -29,7 +29,8 @@ export function installHint(name: BackendName, tfjsVersion: string, package_?: s
     case 'webgpu':
       return (
         `Run \`npm install ${TFJS_WEBGPU}${v} ${WEBGPU_DAWN}\`; the \`webgpu\` package (Dawn) also needs a ` +
-        'Vulkan loader and driver: `apt-get install libvulkan1` plus the GPU vendor driver, or ' +
+        'Vulkan loader and driver: `apt-get install libvulkan1` plus the GPU vendor driver (NVIDIA\'s Vulkan driver ' +
+        'also loads libglvnd: `apt-get install libglvnd0 libgl1 libglx0 libegl1`), or ' +
         '`mesa-vulkan-drivers` from Debian bookworm-backports for a (slow) llvmpipe software adapter.'
       );
     case 'wasm':

@@ -79,6 +79,18 @@ export class IBOTHead {
     });
   }
 
+  /**
+   * Scores of [CLS] unit vectors zc [Mc, bottleneck] and patch unit vectors zp [Mp, bottleneck]:
+   * with a shared head one product (and one weight normalisation) over both.
+   */
+  projectPair(zc: tf.Tensor2D, zp: tf.Tensor2D): { cls: tf.Tensor2D; patch: tf.Tensor2D } {
+    if (!this.config.sharedHead) return { cls: this.project(zc, 'cls'), patch: this.project(zp, 'patch') };
+    return tf.tidy(() => {
+      const [cls, patch] = tf.split(this.project(tf.concat([zc, zp], 0) as tf.Tensor2D, 'cls'), [zc.shape[0], zp.shape[0]], 0) as tf.Tensor2D[];
+      return { cls, patch };
+    });
+  }
+
   /** [CLS] tokens [B, D] → [B, outDim]. */
   forwardCls(cls: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => this.project(this.embed(cls), 'cls'));

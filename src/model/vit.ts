@@ -191,7 +191,8 @@ export class VisionTransformer {
         const m = tf.reshape(tf.cast(opts.masks, 'float32'), [B * N, 1]);
         x = tf.add(tf.mul(x, tf.sub(1, m)), tf.mul(m, P.get('masked_embed')));
       }
-      const cls = tf.tile(tf.reshape(P.get('cls_token'), [1, 1, D]), [B, 1, 1]);
+      // Broadcast by adding to zeros: its gradient is one sum over the batch (tf.tile's is a slice and an add per image).
+      const cls = tf.add(tf.zeros([B, 1, D]), tf.reshape(P.get('cls_token'), [1, 1, D]));
       let x3 = tf.concat([cls, tf.reshape(x, [B, N, D])], 1);
       x3 = tf.add(x3, tf.reshape(this.positionEmbedding(gh, gw), [1, N1, D]));
       let h = tf.reshape(x3, [B * N1, D]) as tf.Tensor2D;

@@ -149,20 +149,20 @@ export class IBOTModel {
       const tokens = this.teacher.backbone.forward(global).tokens;
       const [GB, T, D] = tokens.shape;
       const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
+      const both = tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D;
+      const split = (z: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] => tf.split(z, [GB, z.shape[0] - GB], 0) as [tf.Tensor2D, tf.Tensor2D];
       if (this.config.loss.centering === 'sinkhorn-knopp') {
         // No centre to keep: the head runs on the [CLS] and selected rows only.
-        const z = head.embed(tf.concat([tf.gather(flat, rows.clsIndex), tf.gather(flat, rows.tokenIndex)], 0) as tf.Tensor2D);
-        return { cls: head.project(tf.slice(z, [0, 0], [GB, -1]), 'cls'), patch: head.project(tf.slice(z, [GB, 0], [-1, -1]), 'patch') };
+        const [zc, zp] = split(head.embed(tf.gather(flat, both)));
+        return head.projectPair(zc, zp);
       }
       const z = head.embed(flat);
       const zMean = tf.reshape(tf.mean(tf.slice(tf.reshape(z, [GB, T, -1]), [0, 1, 0], [GB, T - 1, -1]), [0, 1]), [1, -1]) as tf.Tensor2D;
-      const patchAndMean = head.project(tf.concat([tf.gather(z, rows.tokenIndex), zMean], 0) as tf.Tensor2D, 'patch');
+      const [zc, zp] = split(tf.gather(z, both));
+      const out = head.projectPair(zc, tf.concat([zp, zMean], 0) as tf.Tensor2D);
       const M = rows.tokenIndex.shape[0];
-      return {
-        cls: head.project(tf.gather(z, rows.clsIndex), 'cls'),
-        patch: tf.slice(patchAndMean, [0, 0], [M, -1]),
-        patchMean: tf.slice(patchAndMean, [M, 0], [1, -1]),
-      };
+      const [patch, patchMean] = tf.split(out.patch, [M, 1], 0) as [tf.Tensor2D, tf.Tensor2D];
+      return { cls: out.cls, patch, patchMean };
     });
   }
 
@@ -172,16 +172,17 @@ export class IBOTModel {
       const { tokens } = this.student.backbone.forward(crops.global, { masks: crops.masks, training: true, seed });
       const [GB, T, D] = tokens.shape;
       const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
-      // One gather (one scatter in the backward pass) for the [CLS] and the masked rows; one MLP pass over both.
-      const z = this.student.head.embed(gatherRows(flat, tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D));
-      let cls = this.student.head.project(tf.slice(z, [0, 0], [GB, -1]), 'cls');
-      const patch = this.student.head.project(tf.slice(z, [GB, 0], [-1, -1]), 'patch');
-      const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? (tf.reshape(tf.slice(tokens, [0, 0, 0], [GB, 1, D]), [GB, D]) as tf.Tensor2D) : undefined;
+      // One gather (one scatter in the backward pass) for the [CLS] and the masked rows, then one
+      // MLP pass over them and the local crops' [CLS]: [global CLS (G·B) | patches (M) | local CLS (L·B)].
+      let x = gatherRows(flat, tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D);
       if (crops.local) {
         const lt = this.student.backbone.forward(crops.local, { training: true, seed: seed + 1 }).tokens;
-        const lcls = tf.reshape(tf.slice(lt, [0, 0, 0], [lt.shape[0], 1, lt.shape[2]]), [lt.shape[0], lt.shape[2]]) as tf.Tensor2D;
-        cls = tf.concat([cls, this.student.head.forwardCls(lcls)], 0) as tf.Tensor2D;
+        x = tf.concat([x, tf.reshape(tf.slice(lt, [0, 0, 0], [lt.shape[0], 1, lt.shape[2]]), [lt.shape[0], lt.shape[2]])], 0) as tf.Tensor2D;
       }
+      const M = rows.tokenIndex.shape[0];
+      const [zg, zp, zl] = tf.split(this.student.head.embed(x), [GB, M, x.shape[0] - GB - M], 0) as tf.Tensor2D[];
+      const { cls, patch } = this.student.head.projectPair(tf.concat([zg, zl], 0) as tf.Tensor2D, zp);
+      const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? (tf.reshape(tf.slice(tokens, [0, 0, 0], [GB, 1, D]), [GB, D]) as tf.Tensor2D) : undefined;
       return backboneCls ? { cls, patch, backboneCls } : { cls, patch };
     });
   }
