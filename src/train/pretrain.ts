@@ -214,11 +214,13 @@ export class Pretrainer {
   }
 
   /**
-   * Time full steps of a throwaway model and size the run to `minutes`. Two
-   * warm-up steps pay the one-time costs; the median of the next five is the
-   * estimate, because early steps also run on V8's baseline wasm code before
-   * the optimised tier replaces it (two steps overestimated a step by up to
-   * 25%, so 10-minute runs stopped after 8).
+   * Time full steps of a throwaway model and size the run to `minutes`.
+   * V8 runs WebAssembly on its baseline compiler first and swaps in optimised
+   * code for the hot functions over the first seconds: on a 2-core machine the
+   * `fashion-mnist` step took ~150 ms for its first ~20 steps and ~118 ms from
+   * then on, so a few early steps sized 10-minute runs to 7½ minutes of
+   * training. So the probe runs for about 2% of the budget (6–30 s, 7 to 60
+   * steps) and the run is sized from the median of its last five steps.
    */
   private async calibrate(minutes: number): Promise<number> {
     const probe = buildModel(this.config, this.config.seed + 7);
@@ -227,8 +229,10 @@ export class Pretrainer {
     try {
       const perm = epochPermutation(this.data.n, this.config.seed + 7, 0);
       const batches = Math.floor(this.data.n / this.config.batchSize);
+      const probeSec = Math.min(30, Math.max(6, 0.02 * minutes * 60));
+      const started = performance.now();
       const times: number[] = [];
-      for (let i = 0; i < 7; i++) {
+      for (let i = 0; i < 60 && (i < 7 || (performance.now() - started) / 1000 < probeSec); i++) {
         const t0 = performance.now();
         const b = i % batches;
         const crops = this.makeCrops(perm.subarray(b * this.config.batchSize, (b + 1) * this.config.batchSize), 0);
@@ -236,9 +240,9 @@ export class Pretrainer {
         disposeIBOTBatch(crops);
         times.push((performance.now() - t0) / 1000);
       }
-      const timed = times.slice(2).sort((a, b) => a - b);
+      const last = times.slice(-5).sort((a, b) => a - b);
       // +3% for checkpoints and logging.
-      const perStep = timed[Math.floor(timed.length / 2)] * 1.03;
+      const perStep = last[Math.floor(last.length / 2)] * 1.03;
       return Math.max(1, Math.floor((minutes * 60) / perStep));
     } finally {
       probe.dispose();
