@@ -188,13 +188,18 @@ export class VisionTransformer {
           throw new Error(`masks have shape [${opts.masks.shape}] but the input has ${B} images of ${N} patches`);
         }
         // x·(1−m) + m·e: the mask token replaces masked patch embeddings before position embeddings.
+        // Broadcasts as products with K = 1 (outer products on the GEMM): tfjs-wasm's broadcasting
+        // multiply computes an index per element, ~1 ms each here, and its gradient another.
         const m = tf.reshape(tf.cast(opts.masks, 'float32'), [B * N, 1]);
-        x = tf.add(tf.mul(x, tf.sub(1, m)), tf.mul(m, P.get('masked_embed')));
+        const keep = tf.matMul(tf.sub(1, m), tf.ones([1, D]));
+        x = tf.add(tf.mul(x, keep), tf.matMul(m, tf.reshape(P.get('masked_embed'), [1, D])));
       }
-      // Broadcast by adding to zeros: its gradient is one sum over the batch (tf.tile's is a slice and an add per image).
-      const cls = tf.add(tf.zeros([B, 1, D]), tf.reshape(P.get('cls_token'), [1, 1, D]));
+      // Broadcast as ones[B, 1]·cls[1, D] (a product with K = 1): tf.tile's gradient is a slice and an
+      // add per image, and a broadcasting add costs an index computation per element on wasm.
+      const cls = tf.reshape(tf.matMul(tf.ones([B, 1]), tf.reshape(P.get('cls_token'), [1, D])), [B, 1, D]);
       let x3 = tf.concat([cls, tf.reshape(x, [B, N, D])], 1);
-      x3 = tf.add(x3, tf.reshape(this.positionEmbedding(gh, gw), [1, N1, D]));
+      // The position embedding broadcast over images as a product with K = 1 too (see the [CLS] token).
+      x3 = tf.add(x3, tf.reshape(tf.matMul(tf.ones([B, 1]), tf.reshape(this.positionEmbedding(gh, gw), [1, N1 * D])), [B, N1, D]));
       let h = tf.reshape(x3, [B * N1, D]) as tf.Tensor2D;
 
       for (let b = 0; b < depth; b++) {
