@@ -28,7 +28,9 @@
  *     + 2·P·P₀·D when the grid differs from the stored P₀ (position-embedding resampling)
  *   Head on m tokens: 2·m·(D·h + (nlayers−2)·h² + h·bottleneck) + 2·m·bottleneck·K (prototypes)
  *   The heads run on the [CLS] tokens and the M masked patches only (padded to
- *   M' rows, src/train/patch-rows.ts), not on every patch as the official code does:
+ *   M' rows, src/train/patch-rows.ts), not on every patch as the official code does,
+ *   and so does the student's last block from its output projection on (every token
+ *   is still a key and a value; local crops: their [CLS] alone):
  *   Teacher: ViT(G·B global) + head MLP on all G·B·T tokens (its mean feeds the
  *     centre) + prototypes on G·B + M' + 1 rows (with Sinkhorn-Knopp: whole head on G·B + M').
  *   Student: ViT(G·B global) + ViT(L·B local) + head on G·B + M' rows + head on L·B [CLS].
@@ -36,7 +38,7 @@
  *   Step = teacher + 3 × student forward. Elementwise ops, softmaxes, the loss and
  *   AdamW are not counted (they are memory-bound and small in FLOPs).
  *   M is the mean over the timed steps. For `bench` (paper masks: ~15% of patches)
- *   about 66 GFLOP per step; with the heads on every patch it was 82.9
+ *   about 58 GFLOP per step; with the heads and last block on every patch it was 82.9
  *   (`allPatchGflopPerStep` in the JSON, for figures measured before).
  *
  * The 2-D matMul peak is the best of `measureMatMulPeak` (src/backend) at 512²
@@ -104,17 +106,21 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Analytical FLOPs of a ViT forward (see the header). */
-export function vitForwardFlops(n: number, imgSize: number, c: IBOTModelConfig['vit']): number {
+/**
+ * Analytical FLOPs of a ViT forward (see the header). With `lastRows`, the last block's output
+ * projection and MLP run on that many token rows only (`VisionTransformer.forwardRows`).
+ */
+export function vitForwardFlops(n: number, imgSize: number, c: IBOTModelConfig['vit'], lastRows?: number): number {
   const P = (imgSize / c.patchSize) ** 2;
   const P0 = (c.imgSize / c.patchSize) ** 2;
   const T = P + 1;
   const D = c.embedDim;
   const hidden = Math.round(D * c.mlpRatio);
   const q = c.patchSize ** 2 * c.inChans;
-  const blocks = c.depth * n * (2 * T * D * (3 * D + D + 2 * hidden) + 4 * T * T * D);
+  const block = n * (2 * T * D * (3 * D + D + 2 * hidden) + 4 * T * T * D);
+  const last = lastRows === undefined ? block : n * (2 * T * D * 3 * D + 4 * T * T * D) + 2 * lastRows * D * (D + 2 * hidden);
   const pos = P === P0 ? 0 : 2 * P * P0 * D;
-  return 2 * n * P * q * D + blocks + pos;
+  return 2 * n * P * q * D + (c.depth - 1) * block + last + pos;
 }
 
 /** Analytical FLOPs of the head MLP on m tokens and of the prototypes on p rows (p = m unless given). */
@@ -133,12 +139,14 @@ export function stepFlops(cfg: PretrainConfig, B: number, maskedPatches?: number
   const T = N + 1;
   // Without a masked-patch count: the heads on every token, as the official step runs them.
   const rows = maskedPatches === undefined ? G * B * N : paddedRows(Math.round(maskedPatches), G * B * N);
-  const teacherHead =
-    maskedPatches === undefined ? headFlops(G * B * T, m) : m.loss.centering === 'sinkhorn-knopp' ? headFlops(G * B + rows, m) : headFlops(G * B * T, m, G * B + rows + 1);
-  const teacher = vitForwardFlops(G * B, cfg.crops.globalSize, m.vit) + teacherHead;
+  const sk = m.loss.centering === 'sinkhorn-knopp';
+  const teacherHead = maskedPatches === undefined ? headFlops(G * B * T, m) : sk ? headFlops(G * B + rows, m) : headFlops(G * B * T, m, G * B + rows + 1);
+  // The student's last block runs on the rows its heads read (and the teacher's, without an EMA centre to average).
+  const heads = maskedPatches === undefined ? undefined : G * B + rows;
+  const teacher = vitForwardFlops(G * B, cfg.crops.globalSize, m.vit, sk ? heads : undefined) + teacherHead;
   const studentForward =
-    vitForwardFlops(G * B, cfg.crops.globalSize, m.vit) +
-    (L > 0 ? vitForwardFlops(L * B, cfg.crops.localSize, m.vit) : 0) +
+    vitForwardFlops(G * B, cfg.crops.globalSize, m.vit, heads) +
+    (L > 0 ? vitForwardFlops(L * B, cfg.crops.localSize, m.vit, maskedPatches === undefined ? undefined : L * B) : 0) +
     headFlops(G * B + rows + L * B, m);
   return { teacher, studentForward, total: teacher + 3 * studentForward };
 }

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setup } from './helpers';
 import { VisionTransformer, vitConfig } from '../src/model/vit';
 import { pretrainedViTFromTensors } from '../src/model/pretrained';
+import { gatherRows } from '../src/model/layers';
 
 before(setup);
 
@@ -48,5 +49,46 @@ describe('LayerScale (timm ls1.gamma / ls2.gamma)', () => {
     tf.dispose([input, ...Object.values(grads)]);
     vit.dispose();
     loaded.model.dispose();
+  });
+});
+
+describe('forwardRows', () => {
+  it('gives the selected rows of forward (also in training, with stochastic depth and masks) and the same weight gradients', async () => {
+    const vit = new VisionTransformer(vitConfig('vit-tiny-28', { depth: 2, embedDim: 32, numHeads: 2, dropPathRate: 0.3, layerScale: 0.5 }), 4);
+    const B = 3;
+    const T = 50;
+    const images = tf.randomNormal([B, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const masks = tf.tensor2d(Array.from({ length: B * 49 }, (_, i) => (i % 7 === 3 ? 1 : 0)), [B, 49]);
+    const rowList = [0, 5, 50, 77, 99, 100, 149];
+    const rows = tf.tensor1d(rowList, 'int32');
+    const before = tf.memory().numTensors;
+    for (const training of [false, true]) {
+      const opts = { masks, training, seed: 17 };
+      const full = tf.tidy(() => tf.gather(tf.reshape(vit.forward(images, opts).tokens, [B * T, 32]), rows));
+      const part = vit.forwardRows(images, rows, opts);
+      const [a, b] = [await full.data(), await part.data()];
+      assert.deepEqual(part.shape, [rowList.length, 32]);
+      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * Math.max(1, Math.abs(a[i])), `training ${training}, element ${i}: ${a[i]} vs ${b[i]}`);
+      tf.dispose([full, part]);
+    }
+    // Gradients of a loss on those rows: the same through either path.
+    const r = tf.randomNormal([rowList.length, 32], 0, 1, 'float32', 3);
+    const vars = vit.params.params.filter((p) => p.trainable).map((p) => p.variable);
+    const g1 = tf.variableGrads(() => tf.sum(tf.mul(gatherRows(tf.reshape(vit.forward(images, { masks, training: true, seed: 5 }).tokens, [B * T, 32]) as tf.Tensor2D, rows), r)) as tf.Scalar, vars);
+    const g2 = tf.variableGrads(() => tf.sum(tf.mul(vit.forwardRows(images, rows, { masks, training: true, seed: 5 }), r)) as tf.Scalar, vars);
+    for (const [name, g] of Object.entries(g1.grads)) {
+      const [x, y] = [await g.data(), await g2.grads[name].data()];
+      let diff = 0;
+      let scale = 1e-6;
+      for (let i = 0; i < x.length; i++) {
+        diff = Math.max(diff, Math.abs(x[i] - y[i]));
+        scale = Math.max(scale, Math.abs(x[i]));
+      }
+      assert.ok(diff <= 1e-4 * scale, `${name}: max |Δ| ${diff} of ${scale}`);
+    }
+    tf.dispose([g1.value, g2.value, ...Object.values(g1.grads), ...Object.values(g2.grads), r]);
+    assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
+    tf.dispose([images, masks, rows]);
+    vit.dispose();
   });
 });

@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
-import { linear } from './layers';
+import { gatherRows, linear } from './layers';
 import { fusedAttention, fusedAttentionGrad, hasFusedKernels } from '../kernels/ops';
 
 type T = tf.Tensor;
@@ -82,6 +82,8 @@ function fusedCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, scale:
 /**
  * Attention on 2-D tokens x [B·N, D] (N tokens per image, [CLS] included).
  * Returns the projected output [B·N, D] and, when asked, the probabilities [B, heads, N, N].
+ * With `rows` (token rows, int32 [R]) the output projection runs on those rows only and the
+ * output is [R, D]: every token is still a key and a value, only the other queries' outputs go.
  */
 export function attention(
   x: tf.Tensor2D,
@@ -90,7 +92,9 @@ export function attention(
   N: number,
   heads: number,
   returnProbs = false,
+  rows?: tf.Tensor1D,
 ): { out: tf.Tensor2D; probs?: tf.Tensor4D } {
+  const project = (merged: tf.Tensor2D): tf.Tensor2D => linear(rows ? gatherRows(merged, rows) : merged, w.projW, w.projB);
   const D = x.shape[1];
   const d = D / heads;
   const qkv = linear(x, w.qkvW, w.qkvB);
@@ -101,7 +105,7 @@ export function attention(
       probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
       probs.dispose();
     }
-    return { out: linear(out, w.projW, w.projB), probs: probs4 };
+    return { out: project(out), probs: probs4 };
   }
   // Split on the 2-D tensor, then one 4-D transpose per operand (no 5-D transposes: slow on wasm).
   const [q, k, v] = tf.split(qkv, 3, 1).map(
@@ -115,5 +119,5 @@ export function attention(
     probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
     probs.dispose();
   }
-  return { out: linear(merged, w.projW, w.projB), probs: probs4 };
+  return { out: project(merged), probs: probs4 };
 }

@@ -10,7 +10,7 @@
  * [B·(1+N), D] between blocks so every dense layer is one plain 2-D matMul.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { gelu, layerNorm, linear, linearOnData } from './layers';
+import { gatherRows, gelu, layerNorm, linear, linearOnData } from './layers';
 import { attention } from './attention';
 import { ParamSet, init } from './params';
 import { Rng } from '../util/rng';
@@ -150,6 +150,22 @@ export class VisionTransformer {
 
   /** Run the backbone. `images` are NHWC float32, already normalised. */
   forward(images: tf.Tensor4D, opts: ViTForwardOptions = {}): ViTOutput {
+    return this.encode(images, opts) as ViTOutput;
+  }
+
+  /**
+   * The outputs of some token rows only: `rows` (int32 [R]; row b·(1+N) + t is token t of
+   * image b, t = 0 its [CLS]) → [R, D] after the final norm, equal to those rows of
+   * `forward(...).tokens`. The last block runs its output projection, MLP and final norm on
+   * those rows alone (every token is still a key and a value). The iBOT step wants the [CLS]
+   * and masked tokens of the student's global crops and the [CLS] of its local crops: about a
+   * sixth and a tenth of the rows.
+   */
+  forwardRows(images: tf.Tensor4D, rows: tf.Tensor1D, opts: Omit<ViTForwardOptions, 'attentionOf' | 'lastBlocks'> = {}): tf.Tensor2D {
+    return this.encode(images, opts, rows) as tf.Tensor2D;
+  }
+
+  private encode(images: tf.Tensor4D, opts: ViTForwardOptions, rows?: tf.Tensor1D): ViTOutput | tf.Tensor2D {
     const { patchSize: p, embedDim: D, depth, numHeads, layerNormEps: eps } = this.config;
     const [B, H, W, C] = images.shape;
     if (C !== this.config.inChans) {
@@ -205,6 +221,8 @@ export class VisionTransformer {
       for (let b = 0; b < depth; b++) {
         const pre = `blocks.${b}.`;
         const wantAttn = b === attnBlock;
+        // The last block with `rows`: from the attention's output projection on, only those rows.
+        const sel = rows && b === depth - 1 ? rows : undefined;
         const a = attention(
           layerNorm(h, P.get(pre + 'norm1.weight') as tf.Tensor1D, P.get(pre + 'norm1.bias') as tf.Tensor1D, eps),
           {
@@ -217,19 +235,22 @@ export class VisionTransformer {
           N1,
           numHeads,
           wantAttn,
+          sel,
         );
         if (wantAttn) attnProbs = a.probs;
-        h = tf.add(h, this.dropPath(this.layerScale(a.out, pre + 'ls1'), b, B, N1, rng));
+        if (sel) h = gatherRows(h, sel);
+        h = tf.add(h, this.dropPath(this.layerScale(a.out, pre + 'ls1'), b, B, N1, rng, sel));
         const m1 = linear(
           layerNorm(h, P.get(pre + 'norm2.weight') as tf.Tensor1D, P.get(pre + 'norm2.bias') as tf.Tensor1D, eps),
           P.get(pre + 'mlp.fc1.weight') as tf.Tensor2D,
           P.get(pre + 'mlp.fc1.bias') as tf.Tensor1D,
         );
         const m2 = linear(gelu(m1), P.get(pre + 'mlp.fc2.weight') as tf.Tensor2D, P.get(pre + 'mlp.fc2.bias') as tf.Tensor1D);
-        h = tf.add(h, this.dropPath(this.layerScale(m2, pre + 'ls2'), b, B, N1, rng));
+        h = tf.add(h, this.dropPath(this.layerScale(m2, pre + 'ls2'), b, B, N1, rng, sel));
         if (b >= keepFrom && b < depth - 1) blocks.push(tf.reshape(normed(h), [B, N1, D]) as tf.Tensor3D);
       }
       h = normed(h);
+      if (rows) return h;
       const out: ViTOutput = { tokens: tf.reshape(h, [B, N1, D]) as tf.Tensor3D, grid: [gh, gw] };
       if (attnProbs) out.attention = attnProbs;
       if (opts.lastBlocks) out.blocks = [...blocks, out.tokens];
@@ -278,7 +299,7 @@ export class VisionTransformer {
   }
 
   /** Stochastic depth: drop the residual branch of whole samples with the block's rate (DINO's drop_path). */
-  private dropPath(x: tf.Tensor2D, block: number, B: number, N1: number, rng?: Rng): tf.Tensor2D {
+  private dropPath(x: tf.Tensor2D, block: number, B: number, N1: number, rng?: Rng, rows?: tf.Tensor1D): tf.Tensor2D {
     if (!rng) return x;
     const depth = this.config.depth;
     const rate = depth > 1 ? (this.config.dropPathRate * block) / (depth - 1) : this.config.dropPathRate;
@@ -287,7 +308,12 @@ export class VisionTransformer {
     const mask = new Float32Array(B);
     for (let i = 0; i < B; i++) mask[i] = rng.random() < keep ? 1 / keep : 0;
     const D = x.shape[1];
-    return tf.reshape(tf.mul(tf.reshape(x, [B, N1 * D]), tf.tensor2d(mask, [B, 1])), [B * N1, D]);
+    // Each image's factor on its rows ([rows] only, when given), spread over the width by a product with K = 1:
+    // a broadcasting multiply computes an index per element on wasm.
+    const perRow = rows
+      ? (tf.reshape(tf.gather(tf.tensor1d(mask), tf.floorDiv(rows, tf.scalar(N1, 'int32'))), [-1, 1]) as tf.Tensor2D)
+      : (tf.reshape(tf.matMul(tf.tensor2d(mask, [B, 1]), tf.ones([1, N1])), [B * N1, 1]) as tf.Tensor2D);
+    return tf.mul(x, tf.matMul(perRow, tf.ones([1, D])));
   }
 
   dispose(): void {

@@ -17,7 +17,6 @@ import { HeadConfig, IBOTHead } from '../model/head';
 import { Param } from '../model/params';
 import { IBOTLoss, IBOTLossConfig, StudentOutputs, StudentRowOutputs } from './loss';
 import { PatchRows, disposePatchRows, patchRows, selectMaskedPatches } from './patch-rows';
-import { gatherRows } from '../model/layers';
 import { AdamW, Grads, clipGlobalNorm, clipPerParam, freezeLastLayer } from './optim';
 import { emaUpdate } from './teacher';
 import { tidy } from '../util/tidy';
@@ -146,16 +145,18 @@ export class IBOTModel {
   teacherRows(global: tf.Tensor4D, rows: PatchRows): { cls: tf.Tensor2D; patch: tf.Tensor2D; patchMean?: tf.Tensor2D } {
     return tf.tidy(() => {
       const head = this.teacher.head;
-      const tokens = this.teacher.backbone.forward(global).tokens;
-      const [GB, T, D] = tokens.shape;
-      const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
+      const GB = global.shape[0];
       const both = tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D;
       const split = (z: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] => tf.split(z, [GB, z.shape[0] - GB], 0) as [tf.Tensor2D, tf.Tensor2D];
       if (this.config.loss.centering === 'sinkhorn-knopp') {
-        // No centre to keep: the head runs on the [CLS] and selected rows only.
-        const [zc, zp] = split(head.embed(tf.gather(flat, both)));
+        // No centre to keep: the last block and the head run on the [CLS] and selected rows only.
+        const [zc, zp] = split(head.embed(this.teacher.backbone.forwardRows(global, both)));
         return head.projectPair(zc, zp);
       }
+      // The EMA centre averages every patch's output: the teacher runs on every token.
+      const tokens = this.teacher.backbone.forward(global).tokens;
+      const [, T, D] = tokens.shape;
+      const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
       const z = head.embed(flat);
       const zMean = tf.reshape(tf.mean(tf.slice(tf.reshape(z, [GB, T, -1]), [0, 1, 0], [GB, T - 1, -1]), [0, 1]), [1, -1]) as tf.Tensor2D;
       const [zc, zp] = split(tf.gather(z, both));
@@ -169,20 +170,21 @@ export class IBOTModel {
   /** Student outputs as `studentForward`, with the head run on the [CLS] tokens and the selected patch rows only. */
   studentRows(crops: Crops, rows: PatchRows, seed = 0): StudentRowOutputs {
     return tidy(() => {
-      const { tokens } = this.student.backbone.forward(crops.global, { masks: crops.masks, training: true, seed });
-      const [GB, T, D] = tokens.shape;
-      const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
-      // One gather (one scatter in the backward pass) for the [CLS] and the masked rows, then one
-      // MLP pass over them and the local crops' [CLS]: [global CLS (G·B) | patches (M) | local CLS (L·B)].
-      let x = gatherRows(flat, tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D);
+      const GB = crops.global.shape[0];
+      // The backbone's last block runs on the rows the heads read: the [CLS] and masked tokens of
+      // the global crops, the [CLS] of the local crops. Then one MLP pass over all of them:
+      // [global CLS (G·B) | patches (M) | local CLS (L·B)].
+      let x = this.student.backbone.forwardRows(crops.global, tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D, { masks: crops.masks, training: true, seed });
+      const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? tf.slice(x, [0, 0], [GB, -1]) : undefined;
       if (crops.local) {
-        const lt = this.student.backbone.forward(crops.local, { training: true, seed: seed + 1 }).tokens;
-        x = tf.concat([x, tf.reshape(tf.slice(lt, [0, 0, 0], [lt.shape[0], 1, lt.shape[2]]), [lt.shape[0], lt.shape[2]])], 0) as tf.Tensor2D;
+        const [LB, h, w] = crops.local.shape;
+        const T = (h / this.config.vit.patchSize) * (w / this.config.vit.patchSize) + 1;
+        const localCls = tf.range(0, LB * T, T, 'int32') as tf.Tensor1D;
+        x = tf.concat([x, this.student.backbone.forwardRows(crops.local, localCls, { training: true, seed: seed + 1 })], 0) as tf.Tensor2D;
       }
       const M = rows.tokenIndex.shape[0];
       const [zg, zp, zl] = tf.split(this.student.head.embed(x), [GB, M, x.shape[0] - GB - M], 0) as tf.Tensor2D[];
       const { cls, patch } = this.student.head.projectPair(tf.concat([zg, zl], 0) as tf.Tensor2D, zp);
-      const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? (tf.reshape(tf.slice(tokens, [0, 0, 0], [GB, 1, D]), [GB, D]) as tf.Tensor2D) : undefined;
       return backboneCls ? { cls, patch, backboneCls } : { cls, patch };
     });
   }
