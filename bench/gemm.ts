@@ -22,6 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, describeBackend } from '../src/backend';
 import { registerWasmKernels, kernelsFor, WasmBackendLike, releaseKernels, relaxedSimd, fusedDenseGelu, fusedGelu } from '../src/kernels';
+import { median } from '../src/util/stats';
 
 type Kind = 'fwd' | 'fwd+gelu' | 'dx' | 'dW';
 interface Shape {
@@ -135,12 +136,6 @@ function impls(threads: number | undefined): Impl[] {
   list.push({ name: 'fused', select: () => registerWasmKernels({ threads, plain2d: true, simd: best }), run: fused });
   return list;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const k = s.length >> 1;
-  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
-};
 
 /** Milliseconds of one call, the median of a few back-to-back calls (NaN when the implementation has none). */
 function timeCall(f: () => tf.Tensor | undefined, calls: number): number {

@@ -58,6 +58,7 @@ import { pretrainPreset } from '../src/train/presets';
 import { ibotBatch, disposeIBOTBatch } from '../src/augment';
 import { loadEmbeddedFashionMnist, toTensor, ImageDataset } from '../src/data';
 import { Rng } from '../src/util/rng';
+import { median } from '../src/util/stats';
 import { paddedRows } from '../src/train/patch-rows';
 import { makeDirs } from '../src/util/fs';
 
@@ -150,12 +151,6 @@ export function stepFlops(cfg: PretrainConfig, B: number, maskedPatches?: number
     headFlops(G * B + rows + L * B, m);
   return { teacher, studentForward, total: teacher + 3 * studentForward };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const k = s.length >> 1;
-  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
-};
 
 interface StepTiming {
   augment: number;

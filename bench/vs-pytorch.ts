@@ -18,6 +18,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { median } from '../src/util/stats';
 
 interface Args {
   rounds: number;
@@ -62,11 +63,6 @@ function runJson(cmd: string[], env: NodeJS.ProcessEnv, a: Args): Record<string,
   if (r.status !== 0 || !line) throw new Error(`${full.join(' ')} failed (exit ${r.status}): ${(r.stderr ?? '').slice(-800)}`);
   return JSON.parse(line) as Record<string, unknown>;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 function main(): void {
   const a = parseArgs(process.argv.slice(2));

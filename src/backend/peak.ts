@@ -1,5 +1,6 @@
 /** Throughput probe for benchmarks: how fast the active backend multiplies matrices. */
 import * as tf from '@tensorflow/tfjs-core';
+import { median } from '../util/stats';
 
 /**
  * GFLOP/s of a square 2-D float32 matMul (2·n³ flops each) on the current backend: one warm-up
@@ -25,10 +26,7 @@ export async function measureMatMulPeak(size = 512, iters = 10): Promise<number>
       seconds.push((performance.now() - t0) / 1000);
       c.dispose();
     }
-    seconds.sort((x, y) => x - y);
-    const mid = seconds.length >> 1;
-    const median = seconds.length % 2 ? seconds[mid] : (seconds[mid - 1] + seconds[mid]) / 2;
-    return (2 * size ** 3) / median / 1e9;
+    return (2 * size ** 3) / median(seconds) / 1e9;
   } finally {
     a.dispose();
     b.dispose();

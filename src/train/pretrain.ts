@@ -18,6 +18,7 @@ import { IBOTModel, StepStats } from './ibot';
 import { PretrainConfig, buildModel, epochsOf } from './config';
 import { cosineSchedule, scaledLr } from './schedules';
 import { Rng } from '../util/rng';
+import { median } from '../util/stats';
 import { CheckpointState, TEACHER_EXPORT, exportTeacher, hasCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint } from './checkpoint';
 import { resolveNormalize } from '../data/normalize';
 import { makeDirs } from '../util/fs';
@@ -240,9 +241,8 @@ export class Pretrainer {
         disposeIBOTBatch(crops);
         times.push((performance.now() - t0) / 1000);
       }
-      const last = times.slice(-5).sort((a, b) => a - b);
       // +3% for checkpoints and logging.
-      const perStep = last[Math.floor(last.length / 2)] * 1.03;
+      const perStep = median(times.slice(-5)) * 1.03;
       return Math.max(1, Math.floor((minutes * 60) / perStep));
     } finally {
       probe.dispose();
