@@ -295,15 +295,22 @@ export function sampleBatchMasks(opts: BatchMaskOptions, cfg: MaskingConfig, rng
   return out;
 }
 
-/** Stacks same-sized masks into a [B, N] tensor (1 = masked). The caller owns it. */
-export function masksToTensor(masks: Uint8Array[], dtype: 'float32' | 'bool' = 'float32'): tf.Tensor2D {
-  if (masks.length === 0) throw new Error('masksToTensor: empty list; there is no way to know N');
+/** Stacks same-sized masks into one row-major [B·N] array (1 = masked). */
+export function stackMasks(masks: Uint8Array[]): Uint8Array {
+  if (masks.length === 0) throw new Error('stackMasks: empty list; there is no way to know N');
   const n = masks[0].length;
   const flat = new Uint8Array(masks.length * n);
   masks.forEach((m, b) => {
-    if (m.length !== n) throw new Error(`masksToTensor: mask ${b} has ${m.length} patches, expected ${n}`);
+    if (m.length !== n) throw new Error(`stackMasks: mask ${b} has ${m.length} patches, expected ${n}`);
     flat.set(m, b * n);
   });
+  return flat;
+}
+
+/** Stacks same-sized masks into a [B, N] tensor (1 = masked). The caller owns it. */
+export function masksToTensor(masks: Uint8Array[], dtype: 'float32' | 'bool' = 'float32'): tf.Tensor2D {
+  const flat = stackMasks(masks);
+  const n = masks[0].length;
   if (dtype === 'bool') return tf.tensor2d(flat, [masks.length, n], 'bool');
   return tf.tensor2d(Float32Array.from(flat), [masks.length, n], 'float32');
 }

@@ -17,6 +17,7 @@ import { HeadConfig, IBOTHead } from '../model/head';
 import { Param } from '../model/params';
 import { IBOTLoss, IBOTLossConfig, StudentOutputs, StudentRowOutputs } from './loss';
 import { PatchRows, disposePatchRows, patchRows, selectMaskedPatches } from './patch-rows';
+import { stackMasks } from '../augment/masking';
 import { AdamW, Grads, clipGlobalNorm, clipPerParam, freezeLastLayer } from './optim';
 import { emaUpdate } from './teacher';
 import { tidy } from '../util/tidy';
@@ -192,7 +193,8 @@ export class IBOTModel {
   /** The masked patches of `crops` as row selections (host masks when the crops carry them, else one read). */
   async patchRowsOf(crops: Crops): Promise<PatchRows> {
     const [GB, N] = crops.masks.shape;
-    const values = crops.maskArrays ? flattenMasks(crops.maskArrays, GB, N) : await crops.masks.data();
+    // Host masks, crop-major as the tensor (ibotBatch stacks the same list); else one read of the tensor.
+    const values = crops.maskArrays ? stackMasks(crops.maskArrays.flat()) : await crops.masks.data();
     return patchRows(selectMaskedPatches(values, GB, N), GB, N);
   }
 
@@ -314,13 +316,4 @@ function agreementOf(studentCls: tf.Tensor2D, teacherCls: tf.Tensor2D, G: number
     const sRolled = tf.concat([tf.slice(s, [1, 0], [G - 1, B]), tf.slice(s, [0, 0], [1, B])], 0);
     return tf.mean(tf.cast(tf.equal(t, sRolled), 'float32')) as tf.Scalar;
   });
-}
-
-/** Host masks `[globalCrop][image]` → flat crop-major [G·B·N]. */
-function flattenMasks(m: Uint8Array[][], GB: number, N: number): Uint8Array {
-  const out = new Uint8Array(GB * N);
-  let b = 0;
-  for (const crop of m) for (const img of crop) out.set(img, N * b++);
-  if (b !== GB) throw new Error(`crops.maskArrays hold ${b} masks for ${GB} global crops`);
-  return out;
 }
