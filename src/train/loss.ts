@@ -182,20 +182,12 @@ export class IBOTLoss {
    * balancing to the masked patches (all patches without them).
    */
   teacherTargets(teacher: TeacherOutputs, epoch: number, masks?: tf.Tensor2D): { cls: tf.Tensor2D; patch: tf.Tensor3D } {
-    const cfg = this.config;
-    if (cfg.centering === 'sinkhorn-knopp') {
-      const it = cfg.sinkhornIterations ?? 3;
-      return tf.tidy(() => {
-        const [GB, N, K] = teacher.patch.shape;
-        const rows = masks ? (tf.reshape(tf.cast(masks, 'float32'), [GB * N]) as tf.Tensor1D) : undefined;
-        const patch = sinkhornKnopp(tf.reshape(teacher.patch, [GB * N, K]) as tf.Tensor2D, this.teacherPatchTemp(epoch), it, rows);
-        return { cls: sinkhornKnopp(teacher.cls, this.teacherTemp(epoch), it), patch: tf.reshape(patch, [GB, N, K]) as tf.Tensor3D };
-      });
-    }
-    return tf.tidy(() => ({
-      cls: tf.softmax(tf.div(tf.sub(teacher.cls, this.center), this.teacherTemp(epoch))) as tf.Tensor2D,
-      patch: tf.softmax(tf.div(tf.sub(teacher.patch, tf.reshape(this.patchCenter, [1, 1, -1])), this.teacherPatchTemp(epoch))) as tf.Tensor3D,
-    }));
+    return tf.tidy(() => {
+      const [GB, N, K] = teacher.patch.shape;
+      const real = masks ? (tf.reshape(tf.cast(masks, 'float32'), [GB * N]) as tf.Tensor1D) : undefined;
+      const t = this.teacherRowTargets({ cls: teacher.cls, patch: tf.reshape(teacher.patch, [GB * N, K]) as tf.Tensor2D }, epoch, { real });
+      return { cls: t.cls, patch: tf.reshape(t.patch, [GB, N, K]) as tf.Tensor3D };
+    });
   }
 
   /**
@@ -245,11 +237,12 @@ export class IBOTLoss {
   }
 
   /**
-   * Teacher targets for the selected patch rows: teacher [CLS] scores [G·B, K]
-   * and patch scores [M, K'] on the same rows as the student's. Sinkhorn-Knopp
-   * balances over the masked rows (`rows.real`), as `teacherTargets` does with masks.
+   * Teacher targets for patch rows: teacher [CLS] scores [G·B, K] and patch
+   * scores [M, K'] (the selected rows of the step, or every patch flattened, as
+   * `teacherTargets` passes them). Sinkhorn-Knopp balances over the rows where
+   * `rows.real` is 1 (the masked ones), over all rows without it.
    */
-  teacherRowTargets(teacher: { cls: tf.Tensor2D; patch: tf.Tensor2D }, epoch: number, rows: Pick<PatchRows, 'real'>): { cls: tf.Tensor2D; patch: tf.Tensor2D } {
+  teacherRowTargets(teacher: { cls: tf.Tensor2D; patch: tf.Tensor2D }, epoch: number, rows: { real?: tf.Tensor1D }): { cls: tf.Tensor2D; patch: tf.Tensor2D } {
     const cfg = this.config;
     if (cfg.centering === 'sinkhorn-knopp') {
       const it = cfg.sinkhornIterations ?? 3;
