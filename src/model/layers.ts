@@ -207,3 +207,20 @@ export function gatherRows(x: tf.Tensor2D, index: tf.Tensor1D): tf.Tensor2D {
   }) as unknown as CustomGradientFunc<T>);
   return f(x) as tf.Tensor2D;
 }
+
+/*
+ * Broadcasts written as products with K = 1 (outer products on the GEMM). On the
+ * wasm backend a broadcasting add or multiply computes an index per element (the
+ * local crops' [CLS] broadcast alone took 3.9 ms), and tf.tile's gradient is a
+ * slice and an add per copy; a product with K = 1 is one fast call each way.
+ */
+
+/** A row [1, n] repeated `times` times → [times, n] (as ones[times, 1]·row). */
+export function repeatRows(row: tf.Tensor2D, times: number): tf.Tensor2D {
+  return tf.matMul(tf.ones([times, 1]), row);
+}
+
+/** A column [m, 1] repeated `times` times → [m, times] (as col·ones[1, times]). */
+export function repeatCols(col: tf.Tensor2D, times: number): tf.Tensor2D {
+  return tf.matMul(col, tf.ones([1, times]));
+}

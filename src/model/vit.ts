@@ -10,7 +10,7 @@
  * [B·(1+N), D] between blocks so every dense layer is one plain 2-D matMul.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { gatherRows, gelu, layerNorm, linear, linearOnData } from './layers';
+import { gatherRows, gelu, layerNorm, linear, linearOnData, repeatCols, repeatRows } from './layers';
 import { attention } from './attention';
 import { ParamSet, init } from './params';
 import { Rng } from '../util/rng';
@@ -203,19 +203,14 @@ export class VisionTransformer {
         if (opts.masks.shape[0] !== B || opts.masks.shape[1] !== N) {
           throw new Error(`masks have shape [${opts.masks.shape}] but the input has ${B} images of ${N} patches`);
         }
-        // x·(1−m) + m·e: the mask token replaces masked patch embeddings before position embeddings.
-        // Broadcasts as products with K = 1 (outer products on the GEMM): tfjs-wasm's broadcasting
-        // multiply computes an index per element, ~1 ms each here, and its gradient another.
-        const m = tf.reshape(tf.cast(opts.masks, 'float32'), [B * N, 1]);
-        const keep = tf.matMul(tf.sub(1, m), tf.ones([1, D]));
-        x = tf.add(tf.mul(x, keep), tf.matMul(m, tf.reshape(P.get('masked_embed'), [1, D])));
+        // x·(1−m) + m·e: the mask token replaces masked patch embeddings before position embeddings
+        // (both broadcasts as products with K = 1, see layers.ts).
+        const m = tf.reshape(tf.cast(opts.masks, 'float32'), [B * N, 1]) as tf.Tensor2D;
+        x = tf.add(tf.mul(x, repeatCols(tf.sub(1, m), D)), tf.matMul(m, tf.reshape(P.get('masked_embed'), [1, D])));
       }
-      // Broadcast as ones[B, 1]·cls[1, D] (a product with K = 1): tf.tile's gradient is a slice and an
-      // add per image, and a broadcasting add costs an index computation per element on wasm.
-      const cls = tf.reshape(tf.matMul(tf.ones([B, 1]), tf.reshape(P.get('cls_token'), [1, D])), [B, 1, D]);
+      const cls = tf.reshape(repeatRows(tf.reshape(P.get('cls_token'), [1, D]), B), [B, 1, D]);
       let x3 = tf.concat([cls, tf.reshape(x, [B, N, D])], 1);
-      // The position embedding broadcast over images as a product with K = 1 too (see the [CLS] token).
-      x3 = tf.add(x3, tf.reshape(tf.matMul(tf.ones([B, 1]), tf.reshape(this.positionEmbedding(gh, gw), [1, N1 * D])), [B, N1, D]));
+      x3 = tf.add(x3, tf.reshape(repeatRows(tf.reshape(this.positionEmbedding(gh, gw), [1, N1 * D]), B), [B, N1, D]));
       let h = tf.reshape(x3, [B * N1, D]) as tf.Tensor2D;
 
       for (let b = 0; b < depth; b++) {
@@ -307,13 +302,9 @@ export class VisionTransformer {
     const keep = 1 - rate;
     const mask = new Float32Array(B);
     for (let i = 0; i < B; i++) mask[i] = rng.random() < keep ? 1 / keep : 0;
-    const D = x.shape[1];
-    // Each image's factor on its rows ([rows] only, when given), spread over the width by a product with K = 1:
-    // a broadcasting multiply computes an index per element on wasm.
-    const perRow = rows
-      ? (tf.reshape(tf.gather(tf.tensor1d(mask), tf.floorDiv(rows, tf.scalar(N1, 'int32'))), [-1, 1]) as tf.Tensor2D)
-      : (tf.reshape(tf.matMul(tf.tensor2d(mask, [B, 1]), tf.ones([1, N1])), [B * N1, 1]) as tf.Tensor2D);
-    return tf.mul(x, tf.matMul(perRow, tf.ones([1, D])));
+    // Each image's factor on each of its token rows (those in `rows` only, when given).
+    const tokenMask = tf.tensor2d(Float32Array.from({ length: B * N1 }, (_, i) => mask[Math.floor(i / N1)]), [B * N1, 1]);
+    return tf.mul(x, repeatCols(rows ? tf.gather(tokenMask, rows) : tokenMask, x.shape[1]));
   }
 
   dispose(): void {
