@@ -1,5 +1,6 @@
 /** What the tests share: backend setup, finite differences, the reference fixtures, synthetic blobs. */
 import * as path from 'node:path';
+import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { Rng } from '../src/util/rng';
@@ -75,4 +76,22 @@ export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
     den += b[i] ** 2;
   }
   return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/**
+ * Two sets of gradients (same names) agree: for each tensor the largest entry-wise
+ * difference is at most `rel` times the largest |entry| of the first (floor 1e-6).
+ * Throws an AssertionError naming the tensor otherwise.
+ */
+export async function assertSameGrads(a: tf.NamedTensorMap, b: tf.NamedTensorMap, rel = 1e-4): Promise<void> {
+  for (const [name, g] of Object.entries(a)) {
+    const [x, y] = [await g.data(), await b[name].data()];
+    let diff = 0;
+    let scale = 1e-6;
+    for (let i = 0; i < x.length; i++) {
+      diff = Math.max(diff, Math.abs(x[i] - y[i]));
+      scale = Math.max(scale, Math.abs(x[i]));
+    }
+    assert.ok(diff <= rel * scale, `${name}: max |Δ| ${diff} of max |g| ${scale}`);
+  }
 }

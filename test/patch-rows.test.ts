@@ -6,7 +6,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup, fdDirectional } from './helpers';
+import { setup, fdDirectional, assertSameGrads } from './helpers';
 import { rowBucket, selectMaskedPatches, patchRows, disposePatchRows } from '../src/train/patch-rows';
 import { gatherRows } from '../src/model/layers';
 import { pretrainPreset } from '../src/train/presets';
@@ -106,17 +106,7 @@ describe('masked patch rows', () => {
       const a = (await full.value.data())[0];
       const b = (await fast.value.data())[0];
       assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(a), `loss ${a} vs ${b}`);
-      for (const [name, g] of Object.entries(full.grads)) {
-        const x = await g.data();
-        const y = await fast.grads[name].data();
-        let diff = 0;
-        let scale = 1e-6;
-        for (let i = 0; i < x.length; i++) {
-          diff = Math.max(diff, Math.abs(x[i] - y[i]));
-          scale = Math.max(scale, Math.abs(x[i]));
-        }
-        assert.ok(diff <= 1e-4 * scale, `${name}: max |Δ| ${diff} of max |g| ${scale}`);
-      }
+      await assertSameGrads(full.grads, fast.grads, 1e-4);
       tf.dispose([full.value, fast.value, ...Object.values(full.grads), ...Object.values(fast.grads)]);
 
       // The patch centre from the mean unit vector equals the mean over every patch's output.

@@ -1,7 +1,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup } from './helpers';
+import { setup, assertSameGrads } from './helpers';
 import { VisionTransformer, vitConfig } from '../src/model/vit';
 import { pretrainedViTFromTensors } from '../src/model/pretrained';
 import { gatherRows } from '../src/model/layers';
@@ -76,16 +76,7 @@ describe('forwardRows', () => {
     const vars = vit.params.params.filter((p) => p.trainable).map((p) => p.variable);
     const g1 = tf.variableGrads(() => tf.sum(tf.mul(gatherRows(tf.reshape(vit.forward(images, { masks, training: true, seed: 5 }).tokens, [B * T, 32]) as tf.Tensor2D, rows), r)) as tf.Scalar, vars);
     const g2 = tf.variableGrads(() => tf.sum(tf.mul(vit.forwardRows(images, rows, { masks, training: true, seed: 5 }), r)) as tf.Scalar, vars);
-    for (const [name, g] of Object.entries(g1.grads)) {
-      const [x, y] = [await g.data(), await g2.grads[name].data()];
-      let diff = 0;
-      let scale = 1e-6;
-      for (let i = 0; i < x.length; i++) {
-        diff = Math.max(diff, Math.abs(x[i] - y[i]));
-        scale = Math.max(scale, Math.abs(x[i]));
-      }
-      assert.ok(diff <= 1e-4 * scale, `${name}: max |Δ| ${diff} of ${scale}`);
-    }
+    await assertSameGrads(g1.grads, g2.grads, 1e-4);
     tf.dispose([g1.value, g2.value, ...Object.values(g1.grads), ...Object.values(g2.grads), r]);
     assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
     tf.dispose([images, masks, rows]);
