@@ -147,11 +147,10 @@ export class IBOTModel {
     return tf.tidy(() => {
       const head = this.teacher.head;
       const GB = global.shape[0];
-      const both = tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D;
       const split = (z: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] => tf.split(z, [GB, z.shape[0] - GB], 0) as [tf.Tensor2D, tf.Tensor2D];
       if (this.config.loss.centering === 'sinkhorn-knopp') {
         // No centre to keep: the last block and the head run on the [CLS] and selected rows only.
-        const [zc, zp] = split(head.embed(this.teacher.backbone.forwardRows(global, both)));
+        const [zc, zp] = split(head.embed(this.teacher.backbone.forwardRows(global, rows.headRows)));
         return head.projectPair(zc, zp);
       }
       // The EMA centre averages every patch's output: the teacher runs on every token.
@@ -160,9 +159,9 @@ export class IBOTModel {
       const flat = tf.reshape(tokens, [GB * T, D]) as tf.Tensor2D;
       const z = head.embed(flat);
       const zMean = tf.reshape(tf.mean(tf.slice(tf.reshape(z, [GB, T, -1]), [0, 1, 0], [GB, T - 1, -1]), [0, 1]), [1, -1]) as tf.Tensor2D;
-      const [zc, zp] = split(tf.gather(z, both));
+      const [zc, zp] = split(tf.gather(z, rows.headRows));
       const out = head.projectPair(zc, tf.concat([zp, zMean], 0) as tf.Tensor2D);
-      const M = rows.tokenIndex.shape[0];
+      const M = rows.weight.shape[0];
       const [patch, patchMean] = tf.split(out.patch, [M, 1], 0) as [tf.Tensor2D, tf.Tensor2D];
       return { cls: out.cls, patch, patchMean };
     });
@@ -175,7 +174,7 @@ export class IBOTModel {
       // The backbone's last block runs on the rows the heads read: the [CLS] and masked tokens of
       // the global crops, the [CLS] of the local crops. Then one MLP pass over all of them:
       // [global CLS (G·B) | patches (M) | local CLS (L·B)].
-      let x = this.student.backbone.forwardRows(crops.global, tf.concat([rows.clsIndex, rows.tokenIndex]) as tf.Tensor1D, { masks: crops.masks, training: true, seed });
+      let x = this.student.backbone.forwardRows(crops.global, rows.headRows, { masks: crops.masks, training: true, seed });
       const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? tf.slice(x, [0, 0], [GB, -1]) : undefined;
       if (crops.local) {
         const [LB, h, w] = crops.local.shape;
@@ -183,7 +182,7 @@ export class IBOTModel {
         const localCls = tf.range(0, LB * T, T, 'int32') as tf.Tensor1D;
         x = tf.concat([x, this.student.backbone.forwardRows(crops.local, localCls, { training: true, seed: seed + 1 })], 0) as tf.Tensor2D;
       }
-      const M = rows.tokenIndex.shape[0];
+      const M = rows.weight.shape[0];
       const [zg, zp, zl] = tf.split(this.student.head.embed(x), [GB, M, x.shape[0] - GB - M], 0) as tf.Tensor2D[];
       const { cls, patch } = this.student.head.projectPair(tf.concat([zg, zl], 0) as tf.Tensor2D, zp);
       return backboneCls ? { cls, patch, backboneCls } : { cls, patch };

@@ -70,10 +70,11 @@ export function selectMaskedPatches(mask: ArrayLike<number>, GB: number, N: numb
 
 /** The selection as tensors for the step. The caller owns them (`disposePatchRows`). */
 export interface PatchRows {
-  /** Row of each selected patch in the token matrix [G·B·T, D] (T = 1 + N: b·T + 1 + n), int32 [Mpad]. */
-  tokenIndex: tf.Tensor1D;
-  /** Rows of the [CLS] tokens in the token matrix (b·T), int32 [G·B]. */
-  clsIndex: tf.Tensor1D;
+  /**
+   * The token-matrix rows [G·B·T, D] (T = 1 + N) the heads read, int32 [G·B + Mpad]: first every
+   * image's [CLS] (b·T), then the selected patches (b·T + 1 + n) in the order of `weight`.
+   */
+  headRows: tf.Tensor1D;
   /** Loss weights [Mpad] (see `PatchSelection.weight`). */
   weight: tf.Tensor1D;
   /** 1 for masked patches, 0 for padding [Mpad]. */
@@ -83,12 +84,12 @@ export interface PatchRows {
 
 export function patchRows(sel: PatchSelection, GB: number, N: number): PatchRows {
   const T = N + 1;
-  const tokenIndex = Int32Array.from(sel.patch, (p) => Math.floor(p / N) * T + 1 + (p % N));
-  const clsIndex = Int32Array.from({ length: GB }, (_, b) => b * T);
+  const headRows = new Int32Array(GB + sel.patch.length);
+  for (let b = 0; b < GB; b++) headRows[b] = b * T;
+  sel.patch.forEach((p, i) => (headRows[GB + i] = Math.floor(p / N) * T + 1 + (p % N)));
   const real = Float32Array.from(sel.weight, (w, i) => (i < sel.count ? 1 : 0));
   return {
-    tokenIndex: tf.tensor1d(tokenIndex, 'int32'),
-    clsIndex: tf.tensor1d(clsIndex, 'int32'),
+    headRows: tf.tensor1d(headRows, 'int32'),
     weight: tf.tensor1d(sel.weight),
     real: tf.tensor1d(real),
     count: sel.count,
@@ -96,5 +97,5 @@ export function patchRows(sel: PatchSelection, GB: number, N: number): PatchRows
 }
 
 export function disposePatchRows(r: PatchRows): void {
-  tf.dispose([r.tokenIndex, r.clsIndex, r.weight, r.real]);
+  tf.dispose([r.headRows, r.weight, r.real]);
 }
