@@ -286,7 +286,7 @@ describe('wasm kernels', () => {
   it('sum and mean over leading axes (bias / LayerNorm gradients), keepDims, and other axes', async () => {
     for (const split of [false, true]) {
       setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
-      for (const [shape, axis] of [[[7, 5], 0], [[130, 37], 0], [[3, 4, 33], [0, 1]], [[6, 40], [0]], [[5, 6, 7], 1], [[5, 6], -1]] as Array<[number[], number | number[]]>) {
+      for (const [shape, axis] of [[[7, 5], 0], [[130, 37], 0], [[16, 10], 0], [[9, 1], 0], [[24, 6, 3], [0, 1]], [[3, 4, 33], [0, 1]], [[6, 40], [0]], [[5, 6, 7], 1], [[5, 6], -1]] as Array<[number[], number | number[]]>) {
         const n = shape.reduce((p, v) => p * v, 1);
         const x = randArray(n);
         const axes = (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + shape.length : a));
@@ -363,10 +363,16 @@ describe('wasm kernels', () => {
     assert.ok(Math.abs(h[0] - 0.8413447) < 1e-6 && Math.abs(h[1] + 0.1586553) < 1e-6);
   });
 
-  for (const split of [false, true]) {
-    it(`fused attention matches per-head softmax(q·kᵀ·s)·v and its gradient, odd token counts${split ? ' (split across threads)' : ''}`, async () => {
+  for (const [simd, split] of [['relaxed', false], ['relaxed', true], ['plain', true]] as const) {
+    // Head widths that are multiples of 8 take the unpacked per-head path, the others the packed GEMM.
+    it(`fused attention matches per-head softmax(q·kᵀ·s)·v and its gradient, odd token counts and head widths (${simd} SIMD${split ? ', split across threads' : ''})`, async (t) => {
+      if (simd === 'relaxed' && !relaxedSimd().available) {
+        t.skip('relaxed SIMD is not available in this engine');
+        return;
+      }
+      registerWasmKernels({ simd });
       setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
-      for (const [B, N, H, d] of [[1, 1, 1, 4], [2, 5, 2, 4], [3, 10, 4, 8], [2, 50, 4, 32], [1, 7, 3, 5]]) {
+      for (const [B, N, H, d] of [[1, 1, 1, 4], [2, 5, 2, 4], [3, 10, 4, 8], [2, 50, 4, 32], [1, 7, 3, 5], [1, 1, 2, 8], [2, 3, 1, 16], [1, 13, 2, 24], [1, 9, 1, 64]]) {
         const D = H * d;
         const qkv = randArray(B * N * 3 * D);
         const dout = randArray(B * N * D);
@@ -430,6 +436,7 @@ describe('wasm kernels', () => {
         assert.ok(maxRelErr(g, dqkv) < 5e-6, `dqkv ${tag}: ${maxRelErr(g, dqkv)}`);
       }
       setParallelThresholds();
+      registerWasmKernels();
     });
   }
 

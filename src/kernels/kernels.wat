@@ -884,17 +884,22 @@
   ;; ws: [S or P: N*Np floats][dP: N*Np floats][gemm ws], Np = roundup(N, 4).
   ;; ---------------------------------------------------------------------
 
-  ;; Row-wise softmax of s [N][Np] in place (columns >= N are padding and end up 0).
+  ;; Row-wise softmax of s [N][Np] in place (Np a multiple of 4). Columns
+  ;; past N up to roundup(N, 4) come out as ~1e-38, those after are not
+  ;; touched: readers take the first N columns only.
+  ;; exp(x - max) as in `exp` above, with its constants folded for this case:
+  ;; x - max <= 0, so only the lower clamp is needed (below -87 the exponent
+  ;; bits would wrap), and the split of n·ln2 runs as multiply-adds.
   (func $softmaxRows (param $s i32) (param $N i32) (param $Np i32)
-    (local $i i32) (local $row i32) (local $j i32) (local $mx v128) (local $m f32) (local $sum v128) (local $sm f32)
-    (local $e v128) (local $x v128) (local $p i32) (local $inv v128) (local $ninf v128)
-    (local $et v128) (local $en v128) (local $er v128) (local $ep v128) (local $c_lo v128) (local $c_hi v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128) (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $c_127 v128)
+    (local $i i32) (local $row i32) (local $j i32) (local $nb i32) (local $rem i32) (local $mask v128)
+    (local $x i32) (local $mx v128) (local $sum v128) (local $e v128) (local $t v128) (local $n v128) (local $r v128) (local $p v128)
+    (local $c_lo v128) (local $c_l2e v128) (local $c_mag v128) (local $c_ln2h v128) (local $c_ln2l v128) (local $c_p0 v128) (local $c_p1 v128)
+    (local $c_p2 v128) (local $c_p3 v128) (local $c_p4 v128) (local $c_p5 v128) (local $c_one v128) (local $c_bias v128) (local $ninf v128)
     (local.set $c_lo (v128.const f32x4 -87 -87 -87 -87))
-    (local.set $c_hi (v128.const f32x4 88.7228 88.7228 88.7228 88.7228))
     (local.set $c_l2e (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))
     (local.set $c_mag (v128.const f32x4 12582912 12582912 12582912 12582912))
-    (local.set $c_ln2h (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))
-    (local.set $c_ln2l (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))
+    (local.set $c_ln2h (v128.const f32x4 -0.693359375 -0.693359375 -0.693359375 -0.693359375))
+    (local.set $c_ln2l (v128.const f32x4 2.12194440e-4 2.12194440e-4 2.12194440e-4 2.12194440e-4))
     (local.set $c_p0 (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4))
     (local.set $c_p1 (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3))
     (local.set $c_p2 (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3))
@@ -902,59 +907,53 @@
     (local.set $c_p4 (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1))
     (local.set $c_p5 (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1))
     (local.set $c_one (v128.const f32x4 1 1 1 1))
-    (local.set $c_127 (v128.const i32x4 127 127 127 127))
+    ;; bits(mag + n) + (127 - bits(mag)) = n + 127, the exponent field of 2^n
+    (local.set $c_bias (i32x4.sub (v128.const i32x4 127 127 127 127) (local.get $c_mag)))
     (local.set $ninf (v128.const f32x4 -inf -inf -inf -inf))
+    (local.set $nb (i32.shl (i32.and (i32.add (local.get $N) (i32.const 3)) (i32.const -4)) (i32.const 2)))
+    (local.set $rem (i32.and (local.get $N) (i32.const 3)))
+    ;; lanes of the last vector that hold a column < N
+    (local.set $mask (i32x4.lt_s (v128.const i32x4 0 1 2 3) (i32x4.splat (local.get $rem))))
     (loop $rows
       (local.set $row (i32.add (local.get $s) (i32.shl (i32.mul (local.get $i) (local.get $Np)) (i32.const 2))))
-      ;; pad columns N..Np-1 with -inf so they vanish
-      (local.set $j (local.get $N))
-      (block $pd (loop $pl
-        (br_if $pd (i32.ge_s (local.get $j) (local.get $Np)))
-        (f32.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))) (f32.const -inf))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $pl)))
+      (if (local.get $rem)
+        (then
+          (local.set $j (i32.sub (i32.add (local.get $row) (local.get $nb)) (i32.const 16)))
+          (v128.store (local.get $j) (v128.bitselect (v128.load (local.get $j)) (local.get $ninf) (local.get $mask)))))
       (local.set $mx (v128.load (local.get $row)))
-      (local.set $j (i32.const 4))
+      (local.set $j (i32.const 16))
       (block $md (loop $ml
-        (br_if $md (i32.ge_s (local.get $j) (local.get $Np)))
-        (local.set $mx (f32x4.pmax (local.get $mx) (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
-        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br_if $md (i32.ge_s (local.get $j) (local.get $nb)))
+        (local.set $mx (f32x4.pmax (local.get $mx) (v128.load (i32.add (local.get $row) (local.get $j)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
         (br $ml)))
-      (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
-                             (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
-      (local.set $mx (f32x4.splat (local.get $m)))
+      (local.set $mx (f32x4.pmax (local.get $mx) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $mx) (local.get $mx))))
+      (local.set $mx (f32x4.pmax (local.get $mx) (i8x16.shuffle 4 5 6 7 0 1 2 3 12 13 14 15 8 9 10 11 (local.get $mx) (local.get $mx))))
       (local.set $sum (v128.const i32x4 0 0 0 0))
       (local.set $j (i32.const 0))
       (loop $el
-        (local.set $p (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
-        (local.set $x (v128.load (local.get $p)))
-        (local.set $e (f32x4.sub (local.get $x) (local.get $mx)))
-
-        (local.set $e (f32x4.pmax (f32x4.pmin (local.get $e) (local.get $c_hi)) (local.get $c_lo)))
-        (local.set $et (f32x4.add (f32x4.mul (local.get $e) (local.get $c_l2e)) (local.get $c_mag)))
-        (local.set $en (f32x4.sub (local.get $et) (local.get $c_mag)))
-        (local.set $er (f32x4.sub (f32x4.sub (local.get $e) (f32x4.mul (local.get $en) (local.get $c_ln2h))) (f32x4.mul (local.get $en) (local.get $c_ln2l))))
-        (local.set $ep (f32x4.relaxed_madd (local.get $c_p0) (local.get $er) (local.get $c_p1)))
-        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p2)))
-        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p3)))
-        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p4)))
-        (local.set $ep (f32x4.relaxed_madd (local.get $ep) (local.get $er) (local.get $c_p5)))
-        (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $ep) (local.get $er)) (local.get $er)) (local.get $er)) (local.get $c_one)))
-        (local.set $e (f32x4.mul (local.get $ep)
-          (i32x4.shl (i32x4.add (i32x4.sub (local.get $et) (local.get $c_mag)) (local.get $c_127)) (i32.const 23))))
-        ;; padding (-inf) would give exp(-87) after clamping: zero it
-        (local.set $e (v128.and (local.get $e) (f32x4.ne (local.get $x) (local.get $ninf))))
-        (v128.store (local.get $p) (local.get $e))
+        (local.set $x (i32.add (local.get $row) (local.get $j)))
+        (local.set $e (f32x4.pmax (f32x4.sub (v128.load (local.get $x)) (local.get $mx)) (local.get $c_lo)))
+        (local.set $t (f32x4.relaxed_madd (local.get $e) (local.get $c_l2e) (local.get $c_mag)))
+        (local.set $n (f32x4.sub (local.get $t) (local.get $c_mag)))
+        (local.set $r (f32x4.relaxed_madd (local.get $n) (local.get $c_ln2h) (local.get $e)))
+        (local.set $r (f32x4.relaxed_madd (local.get $n) (local.get $c_ln2l) (local.get $r)))
+        (local.set $p (f32x4.relaxed_madd (local.get $c_p0) (local.get $r) (local.get $c_p1)))
+        (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $c_p2)))
+        (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $c_p3)))
+        (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $c_p4)))
+        (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $c_p5)))
+        (local.set $p (f32x4.add (f32x4.relaxed_madd (local.get $p) (f32x4.mul (local.get $r) (local.get $r)) (local.get $r)) (local.get $c_one)))
+        (local.set $e (f32x4.mul (local.get $p) (i32x4.shl (i32x4.add (local.get $t) (local.get $c_bias)) (i32.const 23))))
+        (v128.store (local.get $x) (local.get $e))
         (local.set $sum (f32x4.add (local.get $sum) (local.get $e)))
-        (br_if $el (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $Np))))
-      (local.set $sm (f32.add (f32.add (f32x4.extract_lane 0 (local.get $sum)) (f32x4.extract_lane 1 (local.get $sum)))
-                              (f32.add (f32x4.extract_lane 2 (local.get $sum)) (f32x4.extract_lane 3 (local.get $sum)))))
-      (local.set $inv (f32x4.splat (f32.div (f32.const 1) (local.get $sm))))
+        (br_if $el (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $nb))))
+      (local.set $e (f32x4.splat (f32.div (f32.const 1) (call $hsum (local.get $sum)))))
       (local.set $j (i32.const 0))
       (loop $nl
-        (local.set $p (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
-        (v128.store (local.get $p) (f32x4.mul (v128.load (local.get $p)) (local.get $inv)))
-        (br_if $nl (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $Np))))
+        (local.set $x (i32.add (local.get $row) (local.get $j)))
+        (v128.store (local.get $x) (f32x4.mul (v128.load (local.get $x)) (local.get $e)))
+        (br_if $nl (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $nb))))
       (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N)))))
 
   ;; Copy rows between the padded [N][Np] scratch layout and a dense [N][N] one.
@@ -979,6 +978,182 @@
         (br $pl)))
       (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N)))))
 
+  ;; ---------------------------------------------------------------------
+  ;; Heads whose width d is a multiple of 8: no packed GEMM.
+  ;;
+  ;; The products of one head are small (N tokens by d): a packed GEMM spends
+  ;; much of its time there packing both operands and in edge tiles. Here
+  ;; every operand is read where it lies (a head is a strided view whose rows
+  ;; are contiguous in d) and only an operand whose columns are tokens is
+  ;; transposed once, into [d][Np8] (Np8 = roundup(N, 8), zero columns past N).
+  ;; ws: fwd [S: N*Np8][K^T: d*Np8], bwd [P: N*Np8][dP: N*Np8][V^T: d*Np8] floats.
+  ;; ---------------------------------------------------------------------
+
+  ;; C tile (mr <= 4 rows, 8 columns) = A B over kc >= 1 steps, with A(m, k)
+  ;; at a + m*sAm + k*sAk and B(k, 0..7) contiguous at b + k*sBk. Rows >= mr
+  ;; are computed from row 0 (so nothing past the operand is read) and not stored.
+  (func $mk4x8s (param $a i32) (param $sAm i32) (param $sAk i32) (param $b i32) (param $sBk i32) (param $kc i32)
+                (param $cp i32) (param $ldc i32) (param $mr i32)
+    (local $a1 i32) (local $a2 i32) (local $a3 i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $b0 v128) (local $b1 v128) (local $av v128)
+    (local.set $a1 (select (i32.add (local.get $a) (local.get $sAm)) (local.get $a) (i32.gt_s (local.get $mr) (i32.const 1))))
+    (local.set $a2 (select (i32.add (local.get $a) (i32.shl (local.get $sAm) (i32.const 1))) (local.get $a) (i32.gt_s (local.get $mr) (i32.const 2))))
+    (local.set $a3 (select (i32.add (local.get $a) (i32.mul (local.get $sAm) (i32.const 3))) (local.get $a) (i32.gt_s (local.get $mr) (i32.const 3))))
+    (loop $k
+      (local.set $b0 (v128.load (local.get $b)))
+      (local.set $b1 (v128.load offset=16 (local.get $b)))
+      (local.set $av (v128.load32_splat (local.get $a)))
+      (local.set $c00 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c00)))
+      (local.set $c01 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c01)))
+      (local.set $av (v128.load32_splat (local.get $a1)))
+      (local.set $c10 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c10)))
+      (local.set $c11 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c11)))
+      (local.set $av (v128.load32_splat (local.get $a2)))
+      (local.set $c20 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c20)))
+      (local.set $c21 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c21)))
+      (local.set $av (v128.load32_splat (local.get $a3)))
+      (local.set $c30 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c30)))
+      (local.set $c31 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c31)))
+      (local.set $a (i32.add (local.get $a) (local.get $sAk)))
+      (local.set $a1 (i32.add (local.get $a1) (local.get $sAk)))
+      (local.set $a2 (i32.add (local.get $a2) (local.get $sAk)))
+      (local.set $a3 (i32.add (local.get $a3) (local.get $sAk)))
+      (local.set $b (i32.add (local.get $b) (local.get $sBk)))
+      (br_if $k (local.tee $kc (i32.sub (local.get $kc) (i32.const 1)))))
+    (v128.store (local.get $cp) (local.get $c00))
+    (v128.store offset=16 (local.get $cp) (local.get $c01))
+    (if (i32.gt_s (local.get $mr) (i32.const 1))
+      (then
+        (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+        (v128.store (local.get $cp) (local.get $c10))
+        (v128.store offset=16 (local.get $cp) (local.get $c11))
+        (if (i32.gt_s (local.get $mr) (i32.const 2))
+          (then
+            (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+            (v128.store (local.get $cp) (local.get $c20))
+            (v128.store offset=16 (local.get $cp) (local.get $c21))
+            (if (i32.gt_s (local.get $mr) (i32.const 3))
+              (then
+                (local.set $cp (i32.add (local.get $cp) (local.get $ldc)))
+                (v128.store (local.get $cp) (local.get $c30))
+                (v128.store offset=16 (local.get $cp) (local.get $c31)))))))))
+
+  ;; C [M][n] (n a multiple of 8; C rows at c + m*ldc) = A B, A(m, k) at
+  ;; a + m*sAm + k*sAk, B(k, 0..n-1) contiguous at b + k*sBk, K >= 1 steps.
+  (func $smallmm (param $a i32) (param $sAm i32) (param $sAk i32) (param $b i32) (param $sBk i32)
+                 (param $c i32) (param $ldc i32) (param $M i32) (param $n i32) (param $K i32)
+    (local $i i32) (local $j i32) (local $mr i32)
+    (loop $rows
+      (local.set $mr (i32.sub (local.get $M) (local.get $i)))
+      (if (i32.gt_s (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
+      (local.set $j (i32.const 0))
+      (loop $cols
+        (call $mk4x8s (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $sAm))) (local.get $sAm) (local.get $sAk)
+                      (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $sBk) (local.get $K)
+                      (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $ldc))) (i32.shl (local.get $j) (i32.const 2)))
+                      (local.get $ldc) (local.get $mr))
+        (br_if $cols (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 8))) (local.get $n))))
+      (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $M)))))
+
+  ;; dst[kk][j] = scale * src(j)[kk] for kk < d (a multiple of 4), j < N,
+  ;; src rows at src + j*sRow; 0 for N <= j < Np8. dst rows are Np8 floats.
+  (func $packT (param $src i32) (param $sRow i32) (param $N i32) (param $d i32) (param $Np8 i32) (param $scale f32) (param $dst i32)
+    (local $j i32) (local $kk i32) (local $ld i32) (local $p i32) (local $q i32) (local $v v128) (local $sc v128)
+    (local.set $ld (i32.shl (local.get $Np8) (i32.const 2)))
+    (local.set $sc (f32x4.splat (local.get $scale)))
+    (loop $rows
+      (local.set $p (i32.add (local.get $src) (i32.mul (local.get $j) (local.get $sRow))))
+      (local.set $q (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))))
+      (local.set $kk (i32.const 0))
+      (loop $cols
+        (local.set $v (f32x4.mul (v128.load (i32.add (local.get $p) (i32.shl (local.get $kk) (i32.const 2)))) (local.get $sc)))
+        (f32.store (local.get $q) (f32x4.extract_lane 0 (local.get $v)))
+        (local.set $q (i32.add (local.get $q) (local.get $ld)))
+        (f32.store (local.get $q) (f32x4.extract_lane 1 (local.get $v)))
+        (local.set $q (i32.add (local.get $q) (local.get $ld)))
+        (f32.store (local.get $q) (f32x4.extract_lane 2 (local.get $v)))
+        (local.set $q (i32.add (local.get $q) (local.get $ld)))
+        (f32.store (local.get $q) (f32x4.extract_lane 3 (local.get $v)))
+        (local.set $q (i32.add (local.get $q) (local.get $ld)))
+        (br_if $cols (i32.lt_s (local.tee $kk (i32.add (local.get $kk) (i32.const 4))) (local.get $d))))
+      (br_if $rows (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $N))))
+    (if (i32.lt_s (local.get $N) (local.get $Np8))
+      (then
+        (local.set $kk (i32.const 0))
+        (loop $zr
+          (local.set $q (i32.add (local.get $dst) (i32.mul (local.get $kk) (local.get $ld))))
+          (local.set $j (local.get $N))
+          (loop $zc
+            (f32.store (i32.add (local.get $q) (i32.shl (local.get $j) (i32.const 2))) (f32.const 0))
+            (br_if $zc (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $Np8))))
+          (br_if $zr (i32.lt_s (local.tee $kk (i32.add (local.get $kk) (i32.const 1))) (local.get $d)))))))
+
+  ;; One head forward: o = softmax(scale * q k^T) v (q, k, v, o rows strided
+  ;; by row3 / rowD bytes); the probabilities go to pr ([N][N]) when pr != 0.
+  (func $attnHeadFwd (param $q i32) (param $k i32) (param $v i32) (param $o i32) (param $pr i32)
+    (param $N i32) (param $d i32) (param $row3 i32) (param $rowD i32) (param $scale f32) (param $ws i32)
+    (local $Np8 i32) (local $ld i32) (local $kt i32)
+    (local.set $Np8 (i32.and (i32.add (local.get $N) (i32.const 7)) (i32.const -8)))
+    (local.set $ld (i32.shl (local.get $Np8) (i32.const 2)))
+    (local.set $kt (i32.add (local.get $ws) (i32.mul (local.get $N) (local.get $ld))))
+    (call $packT (local.get $k) (local.get $row3) (local.get $N) (local.get $d) (local.get $Np8) (local.get $scale) (local.get $kt))
+    ;; S = Q (scale K^T)
+    (call $smallmm (local.get $q) (local.get $row3) (i32.const 4) (local.get $kt) (local.get $ld)
+                   (local.get $ws) (local.get $ld) (local.get $N) (local.get $Np8) (local.get $d))
+    (call $softmaxRows (local.get $ws) (local.get $N) (local.get $Np8))
+    (if (local.get $pr) (then (call $unpad (local.get $ws) (local.get $pr) (local.get $N) (local.get $Np8))))
+    ;; O = P V
+    (call $smallmm (local.get $ws) (local.get $ld) (i32.const 4) (local.get $v) (local.get $row3)
+                   (local.get $o) (local.get $rowD) (local.get $N) (local.get $d) (local.get $N)))
+
+  ;; One head backward from its probabilities pin ([N][N]) and do (rows
+  ;; strided by rowD): dq, dq + rowD, dq + 2*rowD receive dQ, dK, dV (rows
+  ;; strided by row3).
+  (func $attnHeadBwd (param $q i32) (param $k i32) (param $v i32) (param $do i32) (param $dq i32) (param $pin i32)
+    (param $N i32) (param $d i32) (param $row3 i32) (param $rowD i32) (param $scale f32) (param $ws i32)
+    (local $Np8 i32) (local $ld i32) (local $dp i32) (local $vt i32) (local $i i32) (local $j i32)
+    (local $pr i32) (local $dr i32) (local $acc v128) (local $sv v128) (local $sc v128) (local $pv v128)
+    (local.set $Np8 (i32.and (i32.add (local.get $N) (i32.const 7)) (i32.const -8)))
+    (local.set $ld (i32.shl (local.get $Np8) (i32.const 2)))
+    (local.set $dp (i32.add (local.get $ws) (i32.mul (local.get $N) (local.get $ld))))
+    (local.set $vt (i32.add (local.get $dp) (i32.mul (local.get $N) (local.get $ld))))
+    (local.set $sc (f32x4.splat (local.get $scale)))
+    (call $pad (local.get $pin) (local.get $ws) (local.get $N) (local.get $Np8))
+    ;; dV = P^T dO: A(m = j, k = i) = P[i][j]
+    (call $smallmm (local.get $ws) (i32.const 4) (local.get $ld) (local.get $do) (local.get $rowD)
+                   (i32.add (local.get $dq) (i32.shl (local.get $rowD) (i32.const 1))) (local.get $row3) (local.get $N) (local.get $d) (local.get $N))
+    ;; dP = dO V^T (columns past N come out 0: V^T is zero there)
+    (call $packT (local.get $v) (local.get $row3) (local.get $N) (local.get $d) (local.get $Np8) (f32.const 1) (local.get $vt))
+    (call $smallmm (local.get $do) (local.get $rowD) (i32.const 4) (local.get $vt) (local.get $ld)
+                   (local.get $dp) (local.get $ld) (local.get $N) (local.get $Np8) (local.get $d))
+    ;; dS = scale * P o (dP - rowsum(dP o P)), in place of dP
+    (loop $rows
+      (local.set $pr (i32.add (local.get $ws) (i32.mul (local.get $i) (local.get $ld))))
+      (local.set $dr (i32.add (local.get $dp) (i32.mul (local.get $i) (local.get $ld))))
+      (local.set $acc (v128.const i32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (loop $dot
+        (local.set $acc (f32x4.add (local.get $acc)
+          (f32x4.mul (v128.load (i32.add (local.get $pr) (local.get $j))) (v128.load (i32.add (local.get $dr) (local.get $j))))))
+        (br_if $dot (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $ld))))
+      (local.set $sv (f32x4.splat (call $hsum (local.get $acc))))
+      (local.set $j (i32.const 0))
+      (loop $ds
+        (local.set $pv (v128.load (i32.add (local.get $pr) (local.get $j))))
+        (v128.store (i32.add (local.get $dr) (local.get $j))
+          (f32x4.mul (f32x4.mul (local.get $pv) (local.get $sc))
+                     (f32x4.sub (v128.load (i32.add (local.get $dr) (local.get $j))) (local.get $sv))))
+        (br_if $ds (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $ld))))
+      (br_if $rows (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $N))))
+    ;; dQ = dS K
+    (call $smallmm (local.get $dp) (local.get $ld) (i32.const 4) (local.get $k) (local.get $row3)
+                   (local.get $dq) (local.get $row3) (local.get $N) (local.get $d) (local.get $N))
+    ;; dK = dS^T Q: A(m = j, k = i) = dS[i][j]
+    (call $smallmm (local.get $dp) (i32.const 4) (local.get $ld) (local.get $q) (local.get $row3)
+                   (i32.add (local.get $dq) (local.get $rowD)) (local.get $row3) (local.get $N) (local.get $d) (local.get $N)))
+
   ;; Forward for images b0 <= b < b1: out = softmax(q k^T * scale) v per head;
   ;; probs written when probs != 0.
   (func (export "attn_fwd") (param $qkv i32) (param $out i32) (param $probs i32)
@@ -999,6 +1174,15 @@
                                                        (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
         (local.set $k (i32.add (local.get $q) (local.get $rowD)))
         (local.set $v (i32.add (local.get $k) (local.get $rowD)))
+        (local.set $o (i32.add (local.get $out) (i32.add (i32.mul (i32.mul (local.get $b) (local.get $N)) (local.get $rowD))
+                                                         (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
+        (if (i32.eqz (i32.and (local.get $d) (i32.const 7)))
+          (then
+            (call $attnHeadFwd (local.get $q) (local.get $k) (local.get $v) (local.get $o)
+              (select (i32.add (local.get $probs) (i32.shl (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $H)) (local.get $h)) (local.get $N)) (local.get $N)) (i32.const 2)))
+                      (i32.const 0) (local.get $probs))
+              (local.get $N) (local.get $d) (local.get $row3) (local.get $rowD) (local.get $scale) (local.get $ws)))
+          (else
         ;; S = scale * Q K^T : A(m,k)=Q[m][k], B(k,n)=K[n][k]
         (call $gemm (local.get $q) (local.get $row3) (i32.const 4)
                     (local.get $k) (i32.const 4) (local.get $row3)
@@ -1012,13 +1196,11 @@
               (i32.add (local.get $probs) (i32.shl (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $H)) (local.get $h)) (local.get $N)) (local.get $N)) (i32.const 2)))
               (local.get $N) (local.get $Np))))
         ;; O = P V : A = P (padded rows), B(k,n) = V[k][n]
-        (local.set $o (i32.add (local.get $out) (i32.add (i32.mul (i32.mul (local.get $b) (local.get $N)) (local.get $rowD))
-                                                         (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
         (call $gemm (local.get $s) (i32.shl (local.get $Np) (i32.const 2)) (i32.const 4)
                     (local.get $v) (local.get $row3) (i32.const 4)
                     (local.get $o) (local.get $rowD)
                     (local.get $N) (local.get $d) (local.get $N)
-                    (f32.const 1) (i32.const 0) (local.get $gws))
+                    (f32.const 1) (i32.const 0) (local.get $gws))))
         (br_if $heads (i32.lt_s (local.tee $h (i32.add (local.get $h) (i32.const 1))) (local.get $H))))
       (br_if $images (i32.lt_s (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $b1)))))
 
@@ -1051,6 +1233,12 @@
         (local.set $dq (i32.add (local.get $dqkv) (i32.sub (local.get $q) (local.get $qkv))))
         (local.set $do (i32.add (local.get $dout) (i32.add (i32.mul (i32.mul (local.get $b) (local.get $N)) (local.get $rowD))
                                                          (i32.shl (i32.mul (local.get $h) (local.get $d)) (i32.const 2)))))
+        (if (i32.eqz (i32.and (local.get $d) (i32.const 7)))
+          (then
+            (call $attnHeadBwd (local.get $q) (local.get $k) (local.get $v) (local.get $do) (local.get $dq)
+              (i32.add (local.get $probs) (i32.shl (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $H)) (local.get $h)) (local.get $N)) (local.get $N)) (i32.const 2)))
+              (local.get $N) (local.get $d) (local.get $row3) (local.get $rowD) (local.get $scale) (local.get $ws)))
+          (else
         (call $pad (i32.add (local.get $probs) (i32.shl (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $H)) (local.get $h)) (local.get $N)) (local.get $N)) (i32.const 2)))
                    (local.get $p) (local.get $N) (local.get $Np))
         ;; dV = P^T dO : A(m,k) = P[k][m], B(k,n) = dO[k][n]
@@ -1104,7 +1292,7 @@
                     (local.get $q) (local.get $row3) (i32.const 4)
                     (i32.add (local.get $dq) (local.get $rowD)) (local.get $row3)
                     (local.get $N) (local.get $d) (local.get $N)
-                    (f32.const 1) (i32.const 0) (local.get $gws))
+                    (f32.const 1) (i32.const 0) (local.get $gws))))
         (br_if $heads (i32.lt_s (local.tee $h (i32.add (local.get $h) (i32.const 1))) (local.get $H))))
       (br_if $images (i32.lt_s (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $b1)))))
 )

@@ -58,6 +58,7 @@ export function gemmScratchBytes(N: number): number {
 
 /** Scratch bytes `attn_fwd` / `attn_bwd` need for N tokens of head width d. */
 export function attentionScratchBytes(N: number, d: number): number {
+  if (d % 8 === 0) return (2 * N + d) * Math.ceil(N / 8) * 8 * 4;
   const Np = Math.ceil(N / 4) * 4;
   return 2 * N * Np * 4 + gemmScratchBytes(Math.max(N, d));
 }
