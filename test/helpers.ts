@@ -95,3 +95,22 @@ export async function assertSameGrads(a: tf.NamedTensorMap, b: tf.NamedTensorMap
     assert.ok(diff <= rel * scale, `${name}: max |Δ| ${diff} of max |g| ${scale}`);
   }
 }
+
+/** Double-precision erf: power series near 0, continued fraction for erfc further out. */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    let term = ax;
+    let sum = ax;
+    for (let n = 1; n < 60; n++) {
+      term *= (-ax * ax) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))) evaluated backwards
+  let f = ax;
+  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
+}

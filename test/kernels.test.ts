@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { fdDirectional, setup } from './helpers';
+import { erf, fdDirectional, setup } from './helpers';
 import {
   fusedAttention,
   fusedDenseGelu,
@@ -77,24 +77,6 @@ function refBmm(a: Float32Array, b: Float32Array, bA: number, bB: number, M: num
   return c;
 }
 
-/** Double-precision erf: power series near 0, continued fraction for erfc further out. */
-function erf(x: number): number {
-  const ax = Math.abs(x);
-  if (ax < 2.5) {
-    let term = ax;
-    let sum = ax;
-    for (let n = 1; n < 60; n++) {
-      term *= (-ax * ax) / n;
-      sum += term / (2 * n + 1);
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))) evaluated backwards
-  let f = ax;
-  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
-  return Math.sign(x) * (1 - erfc);
-}
 const Phi = (x: number): number => 0.5 * (1 + erf(x / Math.SQRT2));
 const phi = (x: number): number => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
 

@@ -31,7 +31,9 @@ import { adjustHue, rgbToGrayscale } from '../src/augment/crop-ops';
 import { extractFeatures } from '../src/eval/features';
 import { knnClassify } from '../src/eval/knn';
 import { Rng } from '../src/util/rng';
-import { REFERENCE_DIR, relL2 } from './helpers';
+import { REFERENCE_DIR, erf, relL2 } from './helpers';
+import { gelu, layerNorm } from '../src/model/layers';
+import { registerWebGPUKernels, unregisterWebGPUKernels, WEBGPU_PROGRAMS_PER_KERNEL } from '../src/kernels';
 
 const repo = path.resolve(__dirname, '..', '..');
 const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
@@ -198,6 +200,78 @@ describe('WebGPU: the reference fixtures and the dispatch limits', { skip }, () 
       tf.env().set('WEBGPU_CPU_FORWARD', true);
     }
     assert.deepEqual(over, []);
+  });
+});
+
+describe('WebGPU: the GELU and LayerNorm programs', { skip }, () => {
+  it('match a float64 reference and the plain-op path in values and gradients, in fewer dispatches', async () => {
+    await initBackend({ backend: 'webgpu', quiet: true });
+    // Odd sizes: 37 rows of 24 (not a workgroup multiple), values wide enough to reach erf's tails.
+    const M = 37;
+    const D = 24;
+    const rng = new Rng(3);
+    const arr = (n: number, mean: number, sd: number): Float32Array => Float32Array.from({ length: n }, () => mean + sd * rng.normal());
+    const x = arr(M * D, 0.5, 2);
+    const g = arr(D, 1, 0.3);
+    const b = arr(D, 0, 0.3);
+    const r = arr(M * D, 0, 1);
+    type Out = { values: Float32Array[]; dispatches: number };
+    const run = async (): Promise<Out> => {
+      const [xt, gt, bt, rt] = [tf.tensor2d(x, [M, D]), tf.tensor1d(g), tf.tensor1d(b), tf.tensor2d(r, [M, D])];
+      const lossLn = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor): tf.Scalar => tf.sum(tf.mul(layerNorm(xi as tf.Tensor2D, gi as tf.Tensor1D, bi as tf.Tensor1D), rt));
+      const lossGelu = (xi: tf.Tensor): tf.Scalar => tf.sum(tf.mul(gelu(xi), rt));
+      const outs = [layerNorm(xt, gt, bt), gelu(xt), ...tf.grads(lossLn)([xt, gt, bt]), tf.grad(lossGelu)(xt)];
+      const values = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+      const n0 = tf.memory().numTensors;
+      const prof = await tf.profile(async () => {
+        const gs = [...tf.grads(lossLn)([xt, gt, bt]), tf.grad(lossGelu)(xt)];
+        await gs[0].data();
+        tf.dispose(gs);
+      });
+      assert.equal(tf.memory().numTensors, n0, 'no tensor left behind');
+      // Our LayerNorm kernels run several programs each: count those, not the kernel records.
+      const dispatches = prof.kernels.filter((k) => !['Reshape', 'Identity'].includes(k.name)).reduce((s, k) => s + (WEBGPU_PROGRAMS_PER_KERNEL[k.name] ?? 1), 0);
+      tf.dispose([...outs, xt, gt, bt, rt]);
+      return { values, dispatches };
+    };
+    const fused = await run();
+    unregisterWebGPUKernels();
+    let plain: Out;
+    try {
+      plain = await run();
+    } finally {
+      registerWebGPUKernels();
+    }
+    // float64 reference: LayerNorm (eps 1e-6) and x·Φ(x), and their gradients of Σ r·f
+    const Phi = (v: number): number => 0.5 * (1 + erf(v / Math.SQRT2));
+    const want: number[][] = [[], [], new Array(M * D).fill(0), new Array(D).fill(0), new Array(D).fill(0), []];
+    for (let i = 0; i < M; i++) {
+      const row = Array.from(x.subarray(i * D, (i + 1) * D));
+      const mean = row.reduce((p, v) => p + v, 0) / D;
+      const rstd = 1 / Math.sqrt(row.reduce((p, v) => p + (v - mean) ** 2, 0) / D + 1e-6);
+      const xh = row.map((v) => (v - mean) * rstd);
+      const dxh = xh.map((_, j) => r[i * D + j] * g[j]);
+      const m1 = dxh.reduce((p, v) => p + v, 0) / D;
+      const m2 = dxh.reduce((p, v, j) => p + v * xh[j], 0) / D;
+      for (let j = 0; j < D; j++) {
+        want[0].push(xh[j] * g[j] + b[j]);
+        want[2][i * D + j] = rstd * (dxh[j] - m1 - xh[j] * m2);
+        want[3][j] += r[i * D + j] * xh[j];
+        want[4][j] += r[i * D + j];
+      }
+    }
+    for (let i = 0; i < M * D; i++) {
+      const v = x[i];
+      want[1].push(v * Phi(v));
+      want[5].push(r[i] * (Phi(v) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI)));
+    }
+    const names = ['LayerNorm', 'GELU', 'LayerNorm dx', 'dγ', 'dβ', 'GELU dx'];
+    names.forEach((name, i) => {
+      // erf to 1.5e-7 (tfjs's own WebGPU Erf has the same form) and float32 rounding
+      assert.ok(relErr(fused.values[i], want[i]) < 2e-6, `${name}: ${relErr(fused.values[i], want[i])} from float64`);
+      assert.ok(relErr(fused.values[i], plain.values[i]) < 2e-6, `${name}: ${relErr(fused.values[i], plain.values[i])} from the plain ops`);
+    });
+    assert.ok(fused.dispatches < plain.dispatches - 20, `${fused.dispatches} dispatches with the programs, ${plain.dispatches} without`);
   });
 });
 

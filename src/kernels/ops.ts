@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNEL_NAMES, registerWasmKernels, unregisterWasmKernels, wasmKernelsRegistered } from './register';
+import { registerWebGPUKernels } from './webgpu';
 
 let autoRegister = process.env.IBOTLAB_KERNELS !== '0';
 let autoRegistered = false;
@@ -21,6 +22,8 @@ if (autoRegister) {
   registerWasmKernels();
   autoRegistered = true;
 }
+// The WebGPU programs: registered by name only, nothing loads until a webgpu backend runs them.
+registerWebGPUKernels();
 
 /**
  * Whether our kernels are registered automatically on the wasm backend
@@ -37,13 +40,23 @@ export function setAutoRegisterKernels(enabled: boolean): void {
 }
 
 /**
- * True when the current backend runs our fused kernels. On the wasm backend
- * this registers them on first call (unless auto-registration is off).
+ * True when the current backend runs our whole set of fused kernels (the
+ * wasm one: products with transpose flags, dense+GELU, attention). On the
+ * wasm backend this registers them on first call (unless auto-registration
+ * is off).
  */
 export function hasFusedKernels(): boolean {
+  return hasKernel(KERNEL_NAMES.attention);
+}
+
+/**
+ * True when the current backend has this one fused kernel: the wasm backend
+ * has them all, webgpu the GELU and LayerNorm (src/kernels/webgpu.ts).
+ */
+export function hasKernel(name: (typeof KERNEL_NAMES)[keyof typeof KERNEL_NAMES]): boolean {
   const backend = tf.getBackend();
   if (backend === 'wasm' && autoRegister && !wasmKernelsRegistered()) registerWasmKernels();
-  return tf.getKernel(KERNEL_NAMES.gelu, backend) !== undefined;
+  return tf.getKernel(name, backend) !== undefined;
 }
 
 /**
@@ -84,14 +97,16 @@ export function fusedAttentionGrad(qkv: tf.Tensor2D, probs: tf.Tensor3D, dy: tf.
 
 /**
  * Row LayerNorm of x [..., D] (D a multiple of 4): y = x̂·γ + β with
- * x̂ = (x − mean)/√(var + eps); also returns x̂ and 1/√(var + eps) [rows, 1] for the backward.
+ * x̂ = (x − mean)/√(var + eps); also returns x̂ and the row statistics the
+ * backward reads (`rstd`: 1/√(var + eps) as [rows, 1] on wasm, mean and 1/σ
+ * as [2·rows] on webgpu; pass it back unchanged).
  */
-export function fusedLayerNorm<R extends tf.Tensor>(x: R, gamma: tf.Tensor, beta: tf.Tensor, eps: number): { y: R; xhat: R; rstd: tf.Tensor2D } {
+export function fusedLayerNorm<R extends tf.Tensor>(x: R, gamma: tf.Tensor, beta: tf.Tensor, eps: number): { y: R; xhat: R; rstd: tf.Tensor } {
   const [y, xhat, rstd] = tf.engine().runKernel(KERNEL_NAMES.layerNorm, { x, gamma, beta }, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor[];
-  return { y: y as R, xhat: xhat as R, rstd: rstd as tf.Tensor2D };
+  return { y: y as R, xhat: xhat as R, rstd };
 }
 
-/** dx of the LayerNorm given dy, the saved x̂ and 1/σ, and γ. */
+/** dx of the LayerNorm given dy, the saved x̂ and row statistics, and γ. */
 export function fusedLayerNormGrad<R extends tf.Tensor>(dy: tf.Tensor, xhat: R, rstd: tf.Tensor, gamma: tf.Tensor): R {
   return tf.engine().runKernel(KERNEL_NAMES.layerNormGrad, { dy, xhat, rstd, gamma }) as R;
 }

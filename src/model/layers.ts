@@ -19,26 +19,30 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
 import '../util/gradients';
-import { fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, hasFusedKernels } from '../kernels/ops';
+import { fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, hasFusedKernels, hasKernel } from '../kernels/ops';
+import { KERNEL_NAMES } from '../kernels/register';
 
 type T = tf.Tensor;
 
 /**
- * dx = dy·Wᵀ. Our GEMM packs Wᵀ straight from W; elsewhere the transpose is
- * explicit (W is small) so the product stays on the stock 2-D path (on
- * stock wasm any transpose flag falls onto a scalar loop).
+ * Whether products take transpose flags at full speed: our wasm GEMM packs
+ * the transposed operand as it goes, and WebGPU's tiled product reads it
+ * transposed (a separate Transpose would be one more dispatch and pass). On
+ * stock wasm any transpose flag falls onto a scalar loop, so there the
+ * transpose is explicit and the product stays on the 2-D path.
  */
-function linearGradX(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return hasFusedKernels() ? tf.matMul(dy, w, false, true) : tf.matMul(dy, tf.transpose(w));
+function transposeFlagsFast(): boolean {
+  return hasFusedKernels() || tf.getBackend() === 'webgpu';
 }
 
-/**
- * dW = xᵀ·dy. Our GEMM packs xᵀ straight from x, saving a transpose of the
- * large activation ([6400, 512] in the bench step); elsewhere transpose +
- * plain product, for the same reason as in `linearGradX`.
- */
+/** dx = dy·Wᵀ. */
+function linearGradX(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return transposeFlagsFast() ? tf.matMul(dy, w, false, true) : tf.matMul(dy, tf.transpose(w));
+}
+
+/** dW = xᵀ·dy (with flags, no transpose of the large activation: [6400, 512] in the bench step). */
 function linearGradW(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
-  return hasFusedKernels() ? tf.matMul(x, dy, true, false) : tf.matMul(tf.transpose(x), dy);
+  return transposeFlagsFast() ? tf.matMul(x, dy, true, false) : tf.matMul(tf.transpose(x), dy);
 }
 
 /** y = x·W + b with x [M, in], W [in, out] (kernel layout), b [out]. */
@@ -114,7 +118,7 @@ const linearGeluFused = tf.customGrad(((x: T, w: T, b: T, save: tf.GradSaveFunc)
 
 /** Row-wise LayerNorm of x [M, D] with affine gamma/beta [D]; eps 1e-6 as timm's ViT. */
 export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-6): tf.Tensor2D {
-  if (x.shape[1] % 4 === 0 && hasFusedKernels()) return layerNormFused(x, gamma, beta, eps);
+  if (x.shape[1] % 4 === 0 && hasKernel(KERNEL_NAMES.layerNorm)) return layerNormFused(x, gamma, beta, eps);
   const f = tf.customGrad(((xi: T, g: T, bt: T, save: tf.GradSaveFunc) => {
     const mean = tf.mean(xi, -1, true);
     const xc = tf.sub(xi, mean);
@@ -140,7 +144,7 @@ export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
   return f(x, gamma, beta) as tf.Tensor2D;
 }
 
-/** LayerNorm as one kernel each way; dγ and dβ are column sums. */
+/** LayerNorm as one kernel each way (a few programs on webgpu); dγ and dβ are column sums. */
 function layerNormFused(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
   const f = tf.customGrad(((xi: T, g: T, bt: T, save: tf.GradSaveFunc) => {
     const { y, xhat, rstd } = fusedLayerNorm(xi, g, bt, eps);
@@ -161,7 +165,7 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /** Exact (erf) GELU, as torch.nn.GELU() in timm/DINO/iBOT: x·Φ(x). One fused kernel each way where available. */
 export function gelu<R extends tf.Tensor>(x: R): R {
-  return (hasFusedKernels() ? geluFused(x) : geluOps(x)) as R;
+  return (hasKernel(KERNEL_NAMES.gelu) ? geluFused(x) : geluOps(x)) as R;
 }
 
 const geluFused = tf.customGrad(((x: T, save: tf.GradSaveFunc) => {

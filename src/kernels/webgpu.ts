@@ -1,0 +1,210 @@
+/**
+ * GELU and LayerNorm as WebGPU programs for the tfjs `webgpu` backend.
+ *
+ * Why: a small model's GPU step is bound by dispatches, not arithmetic (about
+ * 2,400 kernels per `bench` step at batch 64 on an H200, see the README's GPU
+ * section). Written with plain tfjs ops, a LayerNorm costs 9 dispatches
+ * forward and 11 backward and an exact GELU 5 and 8; here they cost 3 + 5 and
+ * 1 + 1, with the same formulas (the GELU's erf is the Abramowitz–Stegun
+ * 7.1.26 form tfjs's own WebGPU `Erf` uses, |error| ≤ 1.5e-7).
+ *
+ * The kernels carry the same names and inputs as the wasm ones
+ * (`register.ts`), so the model code (`src/model/layers.ts`) calls them
+ * through `ops.ts` on either backend. One difference: LayerNorm's third
+ * output, the per-row statistics the backward reads, is `[rows, 1]` 1/σ on
+ * wasm and `[2·rows]` (mean, 1/σ) here; the model only passes it back.
+ *
+ * Nothing here imports the WebGPU backend: the programs are plain objects in
+ * the shape `WebGPUBackend.runWebGPUProgram` takes, registered by name, so a
+ * process without the `webgpu` package pays nothing.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { KERNEL_NAMES } from './register';
+
+type TensorInfo = { dataId: object; shape: number[]; dtype: string };
+type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
+type Uniform = { type: 'int32' | 'float32'; data: number[] };
+
+/** What the programs need of tfjs-backend-webgpu's `WebGPUBackend`. */
+interface WebGPUBackendLike {
+  runWebGPUProgram(program: Program, inputs: TensorInfo[], outputDtype: 'float32', uniforms?: Uniform[]): TensorInfo;
+}
+
+/** The fields `runWebGPUProgram` reads (tfjs-backend-webgpu's `WebGPUProgram`). */
+interface Program {
+  outputShape: number[];
+  shaderKey: string;
+  variableNames: string[];
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  /** Adds `uniforms.size` (the output's element count). */
+  size: boolean;
+  uniforms?: string;
+  getUserCode(): string;
+}
+
+const WORKGROUP = 64;
+
+/**
+ * One thread per index over `threads` indices (a flat layout: the backend
+ * folds a dispatch past 65,535 workgroups into y and z, and `main(index)`
+ * gets the global index either way, so every body checks its bound).
+ */
+function program(outputShape: number[], threads: number, key: string, variableNames: string[], body: string, uniforms?: string): Program {
+  return {
+    outputShape,
+    shaderKey: key,
+    variableNames,
+    // Flat: every output dimension on x (the dispatch itself is sized per thread below).
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(threads / WORKGROUP), 1, 1],
+    workgroupSize: [WORKGROUP, 1, 1],
+    size: true,
+    uniforms,
+    getUserCode: () => body,
+  };
+}
+
+/** Φ(x) = ½(1 + erf(x/√2)), erf as in tfjs's WebGPU `Erf` (Abramowitz–Stegun 7.1.26). */
+const PHI = `
+  fn ibotPhi(x : f32) -> f32 {
+    let a = x * ${Math.SQRT1_2};
+    let t = 1.0 / (1.0 + ${tf.backend_util.ERF_P} * abs(a));
+    let poly = ((((${tf.backend_util.ERF_A5} * t + ${tf.backend_util.ERF_A4}) * t + ${tf.backend_util.ERF_A3}) * t + ${tf.backend_util.ERF_A2}) * t + ${tf.backend_util.ERF_A1}) * t;
+    return 0.5 * (1.0 + sign(a) * (1.0 - poly * exp(-a * a)));
+  }`;
+
+function gelu(args: KernelArgs): TensorInfo {
+  const { x } = args.inputs;
+  const n = tf.util.sizeFromShape(x.shape);
+  const p = program(x.shape, n, 'ibot_gelu', ['X'], `${PHI}
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let v = X[index];
+      result[index] = v * ibotPhi(v);
+    }
+  }`);
+  return (args.backend as WebGPUBackendLike).runWebGPUProgram(p, [x], 'float32');
+}
+
+function geluGrad(args: KernelArgs): TensorInfo {
+  const { x, dy } = args.inputs;
+  const n = tf.util.sizeFromShape(x.shape);
+  const p = program(x.shape, n, 'ibot_gelu_grad', ['X', 'DY'], `${PHI}
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let v = X[index];
+      // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+      result[index] = DY[index] * (ibotPhi(v) + v * ${1 / Math.sqrt(2 * Math.PI)} * exp(-0.5 * v * v));
+    }
+  }`);
+  return (args.backend as WebGPUBackendLike).runWebGPUProgram(p, [x, dy], 'float32');
+}
+
+/** Per-row statistics: mean and 1/√(var + eps), two passes over the row as the plain ops do. */
+function rowStats(backend: WebGPUBackendLike, x: TensorInfo, M: number, D: number, eps: number): TensorInfo {
+  const p = program([2 * M], M, 'ibot_ln_stats', ['X'], `
+  fn main(index : i32) {
+    if (index < uniforms.rows) {
+      let base = index * uniforms.d;
+      var s = 0.0;
+      for (var j = 0; j < uniforms.d; j++) { s += X[base + j]; }
+      let mean = s / f32(uniforms.d);
+      var q = 0.0;
+      for (var j = 0; j < uniforms.d; j++) { let c = X[base + j] - mean; q += c * c; }
+      result[2 * index] = mean;
+      result[2 * index + 1] = inverseSqrt(q / f32(uniforms.d) + uniforms.eps);
+    }
+  }`, 'rows : i32, d : i32, eps : f32,');
+  return backend.runWebGPUProgram(p, [x], 'float32', [{ type: 'int32', data: [M] }, { type: 'int32', data: [D] }, { type: 'float32', data: [eps] }]);
+}
+
+function rowsOf(name: string, x: TensorInfo, gammaSize: number): { M: number; D: number } {
+  const D = x.shape[x.shape.length - 1];
+  if (x.dtype !== 'float32' || gammaSize !== D) throw new Error(`${name}: float32 rows of width ${D} need ${D} γ values, got ${gammaSize}`);
+  return { M: tf.util.sizeFromShape(x.shape) / D, D };
+}
+
+function layerNorm(args: KernelArgs): TensorInfo[] {
+  const { x, gamma, beta } = args.inputs;
+  const { M, D } = rowsOf(KERNEL_NAMES.layerNorm, x, tf.util.sizeFromShape(gamma.shape));
+  const backend = args.backend as WebGPUBackendLike;
+  const stats = rowStats(backend, x, M, D, Number(args.attrs?.eps ?? 1e-6));
+  const n = M * D;
+  const xhat = backend.runWebGPUProgram(program(x.shape, n, 'ibot_ln_xhat', ['X', 'S'], `
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let r = index / uniforms.d;
+      result[index] = (X[index] - S[2 * r]) * S[2 * r + 1];
+    }
+  }`, 'd : i32,'), [x, stats], 'float32', [{ type: 'int32', data: [D] }]);
+  const y = backend.runWebGPUProgram(program(x.shape, n, 'ibot_ln_affine', ['XH', 'G', 'B'], `
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let j = index % uniforms.d;
+      result[index] = XH[index] * G[j] + B[j];
+    }
+  }`, 'd : i32,'), [xhat, gamma, beta], 'float32', [{ type: 'int32', data: [D] }]);
+  return [y, xhat, stats];
+}
+
+/** dx = (1/σ)·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·γ: the row means, then dx. */
+function layerNormGrad(args: KernelArgs): TensorInfo {
+  const { dy, xhat, rstd: stats, gamma } = args.inputs;
+  const { M, D } = rowsOf(KERNEL_NAMES.layerNormGrad, xhat, tf.util.sizeFromShape(gamma.shape));
+  if (tf.util.sizeFromShape(stats.shape) !== 2 * M || tf.util.sizeFromShape(dy.shape) !== M * D) {
+    throw new Error(`${KERNEL_NAMES.layerNormGrad}: dy [${dy.shape}] and row statistics [${stats.shape}] do not fit x̂ [${xhat.shape}] (statistics come from this backend's ${KERNEL_NAMES.layerNorm})`);
+  }
+  const backend = args.backend as WebGPUBackendLike;
+  const means = backend.runWebGPUProgram(program([2 * M], M, 'ibot_ln_grad_means', ['DY', 'XH', 'G'], `
+  fn main(index : i32) {
+    if (index < uniforms.rows) {
+      let base = index * uniforms.d;
+      var m1 = 0.0;
+      var m2 = 0.0;
+      for (var j = 0; j < uniforms.d; j++) {
+        let g = DY[base + j] * G[j];
+        m1 += g;
+        m2 += g * XH[base + j];
+      }
+      result[2 * index] = m1 / f32(uniforms.d);
+      result[2 * index + 1] = m2 / f32(uniforms.d);
+    }
+  }`, 'rows : i32, d : i32,'), [dy, xhat, gamma], 'float32', [{ type: 'int32', data: [M] }, { type: 'int32', data: [D] }]);
+  const dx = backend.runWebGPUProgram(program(xhat.shape, M * D, 'ibot_ln_grad', ['DY', 'XH', 'S', 'MS', 'G'], `
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let r = index / uniforms.d;
+      let j = index % uniforms.d;
+      result[index] = S[2 * r + 1] * (DY[index] * G[j] - MS[2 * r] - XH[index] * MS[2 * r + 1]);
+    }
+  }`, 'd : i32,'), [dy, xhat, stats, means, gamma], 'float32', [{ type: 'int32', data: [D] }]);
+  (backend as unknown as { disposeData(dataId: object): void }).disposeData(means.dataId);
+  return dx;
+}
+
+/** GPU dispatches behind one call of each kernel here (the others run one program each), for counting dispatches. */
+export const WEBGPU_PROGRAMS_PER_KERNEL: Readonly<Record<string, number>> = {
+  [KERNEL_NAMES.layerNorm]: 3,
+  [KERNEL_NAMES.layerNormGrad]: 2,
+};
+
+const KERNELS: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[]> = {
+  [KERNEL_NAMES.gelu]: gelu,
+  [KERNEL_NAMES.geluGrad]: geluGrad,
+  [KERNEL_NAMES.layerNorm]: layerNorm,
+  [KERNEL_NAMES.layerNormGrad]: layerNormGrad,
+};
+
+/** Register the programs on the `webgpu` kernel registry (idempotent; no backend needed yet). */
+export function registerWebGPUKernels(): void {
+  for (const [name, fn] of Object.entries(KERNELS)) {
+    if (!tf.getKernel(name, 'webgpu')) tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: fn as unknown as tf.KernelFunc });
+  }
+}
+
+/** Remove them again (tests: the plain-op path on webgpu). */
+export function unregisterWebGPUKernels(): void {
+  for (const name of Object.keys(KERNELS)) if (tf.getKernel(name, 'webgpu')) tf.unregisterKernel(name, 'webgpu');
+}
