@@ -57,7 +57,8 @@ export type { LoadPretrainedOptions, PretrainedReport, PretrainedViT } from './m
 // Training: the loss, optimisation, the student/teacher step, recipes, the loop and its checkpoints.
 export { IBOTLoss, LOSS_DEFAULTS } from './train/loss';
 export type { IBOTLossConfig } from './train/loss';
-export { AdamW, clipPerParam, clipGlobalNorm, freezeLastLayer } from './train/optim';
+export { AdamW, clipPerParam, clipCoefficients, clipGlobalNorm, freezeLastLayer } from './train/optim';
+export type { GradScale } from './train/optim';
 export { emaUpdate } from './train/teacher';
 export { cosineSchedule, teacherTempSchedule, scaledLr } from './train/schedules';
 export { IBOTModel, collapseMonitors } from './train/ibot';

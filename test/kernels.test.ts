@@ -14,6 +14,8 @@ import {
   fusedAttention,
   fusedDenseGelu,
   fusedAttentionGrad,
+  fusedAttentionStacked,
+  fusedAttentionStackedGrad,
   fusedGelu,
   fusedGeluGrad,
   fusedLayerNorm,
@@ -421,6 +423,37 @@ describe('wasm kernels', () => {
       registerWasmKernels();
     });
   }
+
+  it('stacked attention: batches of different token counts in one qkv give each batch\'s own attention and gradient (split across threads too)', async () => {
+    for (const split of [false, true]) {
+      setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
+      const H = 2;
+      const D = 16;
+      const batches = [{ images: 3, tokens: 50 }, { images: 4, tokens: 10 }, { images: 1, tokens: 7 }];
+      const rows = batches.reduce((n, b) => n + b.images * b.tokens, 0);
+      const qkv = randArray(rows * 3 * D);
+      const dout = randArray(rows * D);
+      const [stacked, separate] = tf.tidy(() => {
+        const q = tf.tensor2d(qkv, [rows, 3 * D]);
+        const dy = tf.tensor2d(dout, [rows, D]);
+        const r = fusedAttentionStacked(q, batches, H, 0.25);
+        const g = fusedAttentionStackedGrad(q, r.probs, dy, batches, H, 0.25);
+        const sizes = batches.map((b) => b.images * b.tokens);
+        const [qs, dys] = [tf.split(q, sizes, 0), tf.split(dy, sizes, 0)];
+        const parts = batches.map((b, i) => {
+          const one = fusedAttention(qs[i] as tf.Tensor2D, b.images, b.tokens, H, 0.25);
+          return { out: one.out, probs: tf.reshape(one.probs, [-1]), grad: fusedAttentionGrad(qs[i] as tf.Tensor2D, one.probs, dys[i] as tf.Tensor2D, b.images, b.tokens, H, 0.25) };
+        });
+        return [
+          [r.out, r.probs, g].map((t) => t.dataSync()),
+          [tf.concat(parts.map((p) => p.out), 0), tf.concat(parts.map((p) => p.probs), 0), tf.concat(parts.map((p) => p.grad), 0)].map((t) => t.dataSync()),
+        ];
+      });
+      ['out', 'probs', 'dqkv'].forEach((name, i) => assert.deepEqual(Array.from(stacked[i]), Array.from(separate[i]), `${name}${split ? ' (split)' : ''}`));
+    }
+    setParallelThresholds();
+    assert.throws(() => tf.tidy(() => fusedAttentionStacked(tf.zeros([10, 48]), [{ images: 2, tokens: 4 }], 2, 1)), /qkv must be \[Σ batch·tokens/);
+  });
 
   it('LayerNorm forward and input gradient match a float64 reference (rows split across threads too)', async () => {
     for (const split of [false, true]) {

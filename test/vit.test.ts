@@ -82,4 +82,36 @@ describe('forwardRows', () => {
     tf.dispose([images, masks, rows]);
     vit.dispose();
   });
+
+  it('packed (forwardRowsPacked): two batches of different sizes give the separate calls\' rows, stacked, and the same weight gradients', async () => {
+    const vit = new VisionTransformer(vitConfig('vit-tiny-28', { depth: 2, embedDim: 32, numHeads: 2, dropPathRate: 0.3, layerScale: 0.5 }), 4);
+    // Global-like 28 px crops with masks and local-like 12 px crops (10 tokens each: attention must not mix the two).
+    const global = tf.randomNormal([3, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const local = tf.randomNormal([4, 12, 12, 1], 0, 1, 'float32', 8) as tf.Tensor4D;
+    const masks = tf.tensor2d(Array.from({ length: 3 * 49 }, (_, i) => (i % 5 === 2 ? 1 : 0)), [3, 49]);
+    const gRows = tf.tensor1d([0, 7, 50, 64, 100, 148], 'int32');
+    const lRows = tf.tensor1d([0, 10, 20, 30, 35], 'int32');
+    const inputs = [{ images: global, rows: gRows, masks, seed: 17 }, { images: local, rows: lRows, seed: 18 }];
+    const separate = (training: boolean): tf.Tensor2D =>
+      tf.concat([vit.forwardRows(global, gRows, { masks, training, seed: 17 }), vit.forwardRows(local, lRows, { training, seed: 18 })], 0) as tf.Tensor2D;
+    tf.tidy(() => separate(false)); // caches the 3×3 position-embedding resampling, which stays
+    const before = tf.memory().numTensors;
+    for (const training of [false, true]) {
+      const a = tf.tidy(() => separate(training));
+      const b = vit.forwardRowsPacked(inputs, { training });
+      assert.deepEqual(b.shape, [11, 32]);
+      const [va, vb] = [await a.data(), await b.data()];
+      for (let i = 0; i < va.length; i++) assert.ok(Math.abs(va[i] - vb[i]) <= 1e-5 * Math.max(1, Math.abs(va[i])), `training ${training}, element ${i}: ${va[i]} vs ${vb[i]}`);
+      tf.dispose([a, b]);
+    }
+    const r = tf.randomNormal([11, 32], 0, 1, 'float32', 3);
+    const vars = vit.params.params.filter((p) => p.trainable).map((p) => p.variable);
+    const g1 = tf.variableGrads(() => tf.sum(tf.mul(separate(true), r)) as tf.Scalar, vars);
+    const g2 = tf.variableGrads(() => tf.sum(tf.mul(vit.forwardRowsPacked(inputs, { training: true }), r)) as tf.Scalar, vars);
+    await assertSameGrads(g1.grads, g2.grads, 1e-4);
+    tf.dispose([g1.value, g2.value, ...Object.values(g1.grads), ...Object.values(g2.grads), r]);
+    assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
+    tf.dispose([global, local, masks, gRows, lRows]);
+    vit.dispose();
+  });
 });

@@ -95,6 +95,27 @@ export function fusedAttentionGrad(qkv: tf.Tensor2D, probs: tf.Tensor3D, dy: tf.
   return tf.engine().runKernel(KERNEL_NAMES.attentionGrad, { qkv, probs, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
+/** Batches stacked in the rows of one qkv matrix: `images` images of `tokens` tokens each. */
+export type StackedBatches = ReadonlyArray<{ images: number; tokens: number }>;
+
+const groupsAttr = (batches: StackedBatches): number[] => batches.flatMap((b) => [b.images, b.tokens]);
+
+/**
+ * `fusedAttention` on several batches stacked in qkv's rows (images of different sizes), with
+ * attention within each batch: out [Σ B·N, D] and the probabilities as one flat vector.
+ */
+export function fusedAttentionStacked(qkv: tf.Tensor2D, batches: StackedBatches, heads: number, scale: number): { out: tf.Tensor2D; probs: tf.Tensor1D } {
+  const attrs = { batch: 0, tokens: 0, heads, scale, groups: groupsAttr(batches) };
+  const [out, probs] = tf.engine().runKernel(KERNEL_NAMES.attention, { qkv }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { out: out as tf.Tensor2D, probs: probs as tf.Tensor1D };
+}
+
+/** Gradient of `fusedAttentionStacked`'s output w.r.t. qkv. */
+export function fusedAttentionStackedGrad(qkv: tf.Tensor2D, probs: tf.Tensor1D, dy: tf.Tensor2D, batches: StackedBatches, heads: number, scale: number): tf.Tensor2D {
+  const attrs = { batch: 0, tokens: 0, heads, scale, groups: groupsAttr(batches) };
+  return tf.engine().runKernel(KERNEL_NAMES.attentionGrad, { qkv, probs, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
 /**
  * Row LayerNorm of x [..., D] (D a multiple of 4): y = x̂·γ + β with
  * x̂ = (x − mean)/√(var + eps); also returns x̂ and the row statistics the

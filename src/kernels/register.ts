@@ -472,6 +472,17 @@ function gatherV2(args: KernelArgs): TensorInfo | TensorInfo[] {
   const src = heap.call(backend, x);
   const dst = heap.call(backend, out);
   let o = 0;
+  if (run < 16) {
+    // Short rows (a gather of single values, e.g. a factor per parameter spread over a flat vector):
+    // element by element, as a subarray per row costs far more than the copy (50 ms for 1.2M values).
+    for (let a = 0; a < outer; a++) {
+      for (let i = 0; i < idx.length; i++) {
+        const from = (a * dim + idx[i]) * run;
+        for (let j = 0; j < run; j++) dst[o++] = src[from + j];
+      }
+    }
+    return out;
+  }
   for (let a = 0; a < outer; a++) {
     for (let i = 0; i < idx.length; i++, o += run) dst.set(src.subarray((a * dim + idx[i]) * run, (a * dim + idx[i] + 1) * run), o);
   }
@@ -508,30 +519,58 @@ interface AttentionAttrs {
   tokens: number;
   heads: number;
   scale: number;
+  /**
+   * Several batches stacked in qkv's rows, as [B1, N1, B2, N2, …] (then `batch` and `tokens`
+   * are not read): attention within each, probabilities as one flat [Σ B·heads·N²] vector.
+   */
+  groups?: number[];
 }
 
-function attentionDims(name: string, qkv: TensorInfo, attrs: AttentionAttrs): { B: number; N: number; H: number; d: number; D: number } {
-  const { batch: B, tokens: N, heads: H } = attrs;
-  if (qkv.shape.length !== 2 || qkv.shape[0] !== B * N || qkv.shape[1] % (3 * H) !== 0) {
-    throw new Error(`${name}: qkv must be [batch·tokens, 3·heads·d], got [${qkv.shape}] for batch ${B}, tokens ${N}, heads ${H}`);
+/** A batch of the stacked rows: B images of N tokens from qkv row `row`, its probabilities from float `prob`. */
+interface AttentionGroup {
+  B: number;
+  N: number;
+  row: number;
+  prob: number;
+}
+
+function attentionDims(name: string, qkv: TensorInfo, attrs: AttentionAttrs): { groups: AttentionGroup[]; H: number; d: number; D: number; rows: number; probs: number } {
+  const H = attrs.heads;
+  const pairs = attrs.groups ?? [attrs.batch, attrs.tokens];
+  if (pairs.length === 0 || pairs.length % 2 !== 0) throw new Error(`${name}: groups must be [B1, N1, B2, N2, …], got [${pairs}]`);
+  const groups: AttentionGroup[] = [];
+  let row = 0;
+  let prob = 0;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const [B, N] = [pairs[i], pairs[i + 1]];
+    groups.push({ B, N, row, prob });
+    row += B * N;
+    prob += B * H * N * N;
+  }
+  if (qkv.shape.length !== 2 || qkv.shape[0] !== row || qkv.shape[1] % (3 * H) !== 0) {
+    throw new Error(`${name}: qkv must be [Σ batch·tokens, 3·heads·d], got [${qkv.shape}] for (batch, tokens) [${pairs}], heads ${H}`);
   }
   const D = qkv.shape[1] / 3;
-  return { B, N, H, d: D / H, D };
+  return { groups, H, d: D / H, D, rows: row, probs: prob };
 }
 
 function attention(args: KernelArgs): TensorInfo[] {
   const { qkv } = args.inputs;
   checkFloat(KERNEL_NAMES.attention, qkv);
   const attrs = args.attrs as unknown as AttentionAttrs;
-  const { B, N, H, d, D } = attentionDims(KERNEL_NAMES.attention, qkv, attrs);
+  const { groups, H, d, D, rows, probs: nProbs } = attentionDims(KERNEL_NAMES.attention, qkv, attrs);
   const backend = args.backend as WasmBackendLike;
-  const out = backend.makeOutput([B * N, D], 'float32');
-  const probs = backend.makeOutput([B * H, N, N], 'float32');
-  if (B * N * D > 0) {
+  const out = backend.makeOutput([rows, D], 'float32');
+  const probs = backend.makeOutput(attrs.groups ? [nProbs] : [groups[0].B * H, groups[0].N, groups[0].N], 'float32');
+  if (rows * D > 0) {
     const k = kernelsFor(backend);
     const [pq, po, pp] = [k.offset(qkv.dataId), k.offset(out.dataId), k.offset(probs.dataId)];
-    const parts = 4 * B * N * N * D < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
-    k.run(splitRange(B, parts).map(([s, e], i): Job => ['attn_fwd', [pq, po, pp, s, e, N, H, d, attrs.scale, k.scratch(attentionScratchBytes(N, d), i)]]));
+    for (const { B, N, row, prob } of groups) {
+      if (B * N === 0) continue;
+      const parts = 4 * B * N * N * D < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+      const [q, o, p] = [pq + row * 3 * D * 4, po + row * D * 4, pp + prob * 4];
+      k.run(splitRange(B, parts).map(([s, e], i): Job => ['attn_fwd', [q, o, p, s, e, N, H, d, attrs.scale, k.scratch(attentionScratchBytes(N, d), i)]]));
+    }
   }
   return [out, probs];
 }
@@ -540,17 +579,21 @@ function attentionGrad(args: KernelArgs): TensorInfo {
   const { qkv, probs, dy } = args.inputs;
   checkFloat(KERNEL_NAMES.attentionGrad, qkv, probs, dy);
   const attrs = args.attrs as unknown as AttentionAttrs;
-  const { B, N, H, d, D } = attentionDims(KERNEL_NAMES.attentionGrad, qkv, attrs);
-  if (prod(dy.shape) !== B * N * D || prod(probs.shape) !== B * H * N * N) {
+  const { groups, H, d, D, rows, probs: nProbs } = attentionDims(KERNEL_NAMES.attentionGrad, qkv, attrs);
+  if (prod(dy.shape) !== rows * D || prod(probs.shape) !== nProbs) {
     throw new Error(`${KERNEL_NAMES.attentionGrad}: dy [${dy.shape}] / probs [${probs.shape}] do not match qkv [${qkv.shape}]`);
   }
   const backend = args.backend as WasmBackendLike;
-  const out = backend.makeOutput([B * N, 3 * D], 'float32');
-  if (B * N * D > 0) {
+  const out = backend.makeOutput([rows, 3 * D], 'float32');
+  if (rows * D > 0) {
     const k = kernelsFor(backend);
     const [pq, pp, pd, po] = [k.offset(qkv.dataId), k.offset(probs.dataId), k.offset(dy.dataId), k.offset(out.dataId)];
-    const parts = 8 * B * N * N * D < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
-    k.run(splitRange(B, parts).map(([s, e], i): Job => ['attn_bwd', [pq, pp, pd, po, s, e, N, H, d, attrs.scale, k.scratch(attentionScratchBytes(N, d), i)]]));
+    for (const { B, N, row, prob } of groups) {
+      if (B * N === 0) continue;
+      const parts = 8 * B * N * N * D < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
+      const [q, p, dd, o] = [pq + row * 3 * D * 4, pp + prob * 4, pd + row * D * 4, po + row * 3 * D * 4];
+      k.run(splitRange(B, parts).map(([s, e], i): Job => ['attn_bwd', [q, p, dd, o, s, e, N, H, d, attrs.scale, k.scratch(attentionScratchBytes(N, d), i)]]));
+    }
   }
   return out;
 }

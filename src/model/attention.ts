@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
 import { gatherRows, linear } from './layers';
-import { fusedAttention, fusedAttentionGrad, hasFusedKernels } from '../kernels/ops';
+import { fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, hasFusedKernels } from '../kernels/ops';
 
 type T = tf.Tensor;
 
@@ -79,6 +79,12 @@ function fusedCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, scale:
   return { out, probs: probsOut };
 }
 
+/** A batch inside a packed token matrix: `images` images of `tokens` tokens each ([CLS] included). */
+export interface TokenBatch {
+  images: number;
+  tokens: number;
+}
+
 /**
  * Attention on 2-D tokens x [B·N, D] (N tokens per image, [CLS] included).
  * Returns the projected output [B·N, D] and, when asked, the probabilities [B, heads, N, N].
@@ -94,10 +100,57 @@ export function attention(
   returnProbs = false,
   rows?: tf.Tensor1D,
 ): { out: tf.Tensor2D; probs?: tf.Tensor4D } {
-  const project = (merged: tf.Tensor2D): tf.Tensor2D => linear(rows ? gatherRows(merged, rows) : merged, w.projW, w.projB);
-  const D = x.shape[1];
-  const d = D / heads;
+  return packedAttention(x, w, [{ images: B, tokens: N }], heads, returnProbs, rows);
+}
+
+/**
+ * `attention` on several batches stacked in one token matrix (the student's
+ * global and local crops): the qkv and output projections run once over all
+ * rows, the softmax attention per batch (images of different sizes do not
+ * attend across). `rows` index the stacked matrix. Probabilities only for a
+ * single batch.
+ */
+export function packedAttention(
+  x: tf.Tensor2D,
+  w: AttentionWeights,
+  batches: readonly TokenBatch[],
+  heads: number,
+  returnProbs = false,
+  rows?: tf.Tensor1D,
+): { out: tf.Tensor2D; probs?: tf.Tensor4D } {
+  if (returnProbs && batches.length !== 1) throw new Error('attention probabilities come from a single batch of images');
   const qkv = linear(x, w.qkvW, w.qkvB);
+  let merged: tf.Tensor2D;
+  let probs: tf.Tensor4D | undefined;
+  if (batches.length > 1 && hasFusedKernels()) {
+    // Our kernel reads each batch where it lies in the stacked rows: no split, no concat.
+    merged = fusedStackedCore(qkv, batches, heads, 1 / Math.sqrt(qkv.shape[1] / 3 / heads));
+  } else {
+    const parts = batches.length === 1 ? [qkv] : (tf.split(qkv, batches.map((b) => b.images * b.tokens), 0) as tf.Tensor2D[]);
+    const cores = parts.map((q, i) => headsCore(q, batches[i].images, batches[i].tokens, heads, returnProbs));
+    merged = cores.length === 1 ? cores[0].merged : (tf.concat(cores.map((c) => c.merged), 0) as tf.Tensor2D);
+    probs = cores[0].probs;
+  }
+  return { out: linear(rows ? gatherRows(merged, rows) : merged, w.projW, w.projB), probs };
+}
+
+/** The fused core over batches stacked in qkv's rows → merged heads [Σ B·N, D]. */
+function fusedStackedCore(qkv: tf.Tensor2D, batches: readonly TokenBatch[], heads: number, scale: number): tf.Tensor2D {
+  const f = tf.customGrad(((qkvi: T, save: tf.GradSaveFunc) => {
+    const { out, probs } = fusedAttentionStacked(qkvi as tf.Tensor2D, batches, heads, scale);
+    save([qkvi, probs]);
+    return {
+      value: out,
+      gradFunc: (dy: T, saved: T[]) => fusedAttentionStackedGrad(saved[0] as tf.Tensor2D, saved[1] as tf.Tensor1D, dy as tf.Tensor2D, batches, heads, scale),
+    };
+  }) as unknown as CustomGradientFunc<T>);
+  return f(qkv) as tf.Tensor2D;
+}
+
+/** softmax(q·kᵀ/√d)·v of every head from qkv [B·N, 3D] to the merged heads [B·N, D]. */
+function headsCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, returnProbs: boolean): { merged: tf.Tensor2D; probs?: tf.Tensor4D } {
+  const D = qkv.shape[1] / 3;
+  const d = D / heads;
   if (hasFusedKernels()) {
     const { out, probs } = fusedCore(qkv, B, N, heads, 1 / Math.sqrt(d), returnProbs);
     let probs4: tf.Tensor4D | undefined;
@@ -105,7 +158,7 @@ export function attention(
       probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
       probs.dispose();
     }
-    return { out: project(out), probs: probs4 };
+    return { merged: out, probs: probs4 };
   }
   // Split on the 2-D tensor, then one 4-D transpose per operand (no 5-D transposes: slow on wasm).
   const [q, k, v] = tf.split(qkv, 3, 1).map(
@@ -119,5 +172,5 @@ export function attention(
     probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
     probs.dispose();
   }
-  return { out: project(merged), probs: probs4 };
+  return { merged, probs: probs4 };
 }

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows, gelu, layerNorm, linear, linearOnData, repeatCols, repeatRows } from './layers';
-import { attention } from './attention';
+import { packedAttention } from './attention';
 import { ParamSet, init } from './params';
 import { Rng } from '../util/rng';
 import { tidy } from '../util/tidy';
@@ -91,6 +91,28 @@ export interface ViTForwardOptions {
   lastBlocks?: number;
 }
 
+/** One batch of a packed forward (`forwardRowsPacked`). */
+export interface PackedRowsInput {
+  images: tf.Tensor4D;
+  /** Token rows to return, as in `forwardRows`. */
+  rows: tf.Tensor1D;
+  masks?: tf.Tensor2D;
+  /** Stochastic-depth seed of this batch (training mode). */
+  seed?: number;
+}
+
+/** What `encode` takes per batch. */
+type EncodeInput = Omit<PackedRowsInput, 'rows'> & { rows?: tf.Tensor1D };
+
+/** A batch's tokens inside the stacked matrix: B images of N1 tokens, and its stochastic-depth draws. */
+interface TokenGroup {
+  x: tf.Tensor2D;
+  B: number;
+  N1: number;
+  grid: [number, number];
+  rng?: Rng;
+}
+
 export interface ViTOutput {
   /** All tokens after the final norm, [B, 1+N, D]; row 0 of each image is [CLS]. */
   tokens: tf.Tensor3D;
@@ -150,7 +172,7 @@ export class VisionTransformer {
 
   /** Run the backbone. `images` are NHWC float32, already normalised. */
   forward(images: tf.Tensor4D, opts: ViTForwardOptions = {}): ViTOutput {
-    return this.encode(images, opts) as ViTOutput;
+    return this.encode([{ images, masks: opts.masks, seed: opts.seed }], opts) as ViTOutput;
   }
 
   /**
@@ -162,11 +184,102 @@ export class VisionTransformer {
    * sixth and a tenth of the rows.
    */
   forwardRows(images: tf.Tensor4D, rows: tf.Tensor1D, opts: Omit<ViTForwardOptions, 'attentionOf' | 'lastBlocks'> = {}): tf.Tensor2D {
-    return this.encode(images, opts, rows) as tf.Tensor2D;
+    return this.encode([{ images, rows, masks: opts.masks, seed: opts.seed }], opts) as tf.Tensor2D;
   }
 
-  private encode(images: tf.Tensor4D, opts: ViTForwardOptions, rows?: tf.Tensor1D): ViTOutput | tf.Tensor2D {
-    const { patchSize: p, embedDim: D, depth, numHeads, layerNormEps: eps } = this.config;
+  /**
+   * `forwardRows` of several batches in one pass (the student's global and local crops): their
+   * tokens are stacked into one matrix, so every norm, dense layer and GELU runs once per
+   * block for all of them (fewer, larger products; on a GPU, fewer dispatches), while attention
+   * stays within each batch. Each batch keeps its own masks and stochastic-depth seed: the
+   * result is the separate `forwardRows` outputs stacked in order, [ΣR, D].
+   */
+  forwardRowsPacked(inputs: readonly PackedRowsInput[], opts: Pick<ViTForwardOptions, 'training'> = {}): tf.Tensor2D {
+    if (inputs.length === 0) throw new Error('forwardRowsPacked needs at least one batch');
+    return this.encode(inputs, opts) as tf.Tensor2D;
+  }
+
+  /**
+   * The forward pass over one or more batches stacked as token rows. Without `rows` (one batch
+   * only) it returns the full `ViTOutput`; with `rows` on every batch, those rows, stacked.
+   */
+  private encode(inputs: readonly EncodeInput[], opts: ViTForwardOptions): ViTOutput | tf.Tensor2D {
+    const { embedDim: D, depth, numHeads, layerNormEps: eps } = this.config;
+    const withRows = inputs.every((i) => i.rows);
+    if (!withRows && (inputs.length !== 1 || inputs[0].rows)) throw new Error('a packed forward needs token rows for every batch');
+    const attnBlock = opts.attentionOf === undefined ? -1 : opts.attentionOf < 0 ? depth + opts.attentionOf : opts.attentionOf;
+    if (opts.attentionOf !== undefined && (attnBlock < 0 || attnBlock >= depth)) {
+      throw new Error(`attentionOf=${opts.attentionOf} is outside the ${depth} blocks`);
+    }
+    const P = this.params;
+    const stochastic = Boolean(opts.training) && this.config.dropPathRate > 0;
+
+    return tidy(() => {
+      const groups: TokenGroup[] = inputs.map((inp) => ({ ...this.embed(inp.images, inp.masks, Boolean(opts.training)), rng: stochastic ? new Rng(inp.seed ?? 0) : undefined }));
+      const batches = groups.map((g) => ({ images: g.B, tokens: g.N1 }));
+      let h = groups.length === 1 ? groups[0].x : (tf.concat(groups.map((g) => g.x), 0) as tf.Tensor2D);
+      // The rows the last block computes, as rows of the stacked matrix.
+      let rows: tf.Tensor1D | undefined;
+      if (withRows) {
+        let offset = 0;
+        const shifted = inputs.map((inp, i) => {
+          const r = offset === 0 ? (inp.rows as tf.Tensor1D) : (tf.add(inp.rows as tf.Tensor1D, tf.scalar(offset, 'int32')) as tf.Tensor1D);
+          offset += groups[i].B * groups[i].N1;
+          return r;
+        });
+        rows = shifted.length === 1 ? shifted[0] : (tf.concat(shifted, 0) as tf.Tensor1D);
+      }
+      let attnProbs: tf.Tensor4D | undefined;
+      const blocks: tf.Tensor3D[] = [];
+      const keepFrom = depth - Math.min(depth, Math.max(0, opts.lastBlocks ?? 0));
+      const normed = (t: tf.Tensor2D): tf.Tensor2D => layerNorm(t, P.get('norm.weight') as tf.Tensor1D, P.get('norm.bias') as tf.Tensor1D, eps);
+
+      for (let b = 0; b < depth; b++) {
+        const pre = `blocks.${b}.`;
+        const wantAttn = b === attnBlock;
+        // The last block with `rows`: from the attention's output projection on, only those rows.
+        const sel = rows && b === depth - 1 ? rows : undefined;
+        const a = packedAttention(
+          layerNorm(h, P.get(pre + 'norm1.weight') as tf.Tensor1D, P.get(pre + 'norm1.bias') as tf.Tensor1D, eps),
+          {
+            qkvW: P.get(pre + 'attn.qkv.weight') as tf.Tensor2D,
+            qkvB: P.has(pre + 'attn.qkv.bias') ? (P.get(pre + 'attn.qkv.bias') as tf.Tensor1D) : undefined,
+            projW: P.get(pre + 'attn.proj.weight') as tf.Tensor2D,
+            projB: P.get(pre + 'attn.proj.bias') as tf.Tensor1D,
+          },
+          batches,
+          numHeads,
+          wantAttn,
+          sel,
+        );
+        if (wantAttn) attnProbs = a.probs;
+        if (sel) h = gatherRows(h, sel);
+        h = tf.add(h, this.dropPath(this.layerScale(a.out, pre + 'ls1'), b, groups, sel));
+        const m1 = linear(
+          layerNorm(h, P.get(pre + 'norm2.weight') as tf.Tensor1D, P.get(pre + 'norm2.bias') as tf.Tensor1D, eps),
+          P.get(pre + 'mlp.fc1.weight') as tf.Tensor2D,
+          P.get(pre + 'mlp.fc1.bias') as tf.Tensor1D,
+        );
+        const m2 = linear(gelu(m1), P.get(pre + 'mlp.fc2.weight') as tf.Tensor2D, P.get(pre + 'mlp.fc2.bias') as tf.Tensor1D);
+        h = tf.add(h, this.dropPath(this.layerScale(m2, pre + 'ls2'), b, groups, sel));
+        if (b >= keepFrom && b < depth - 1) blocks.push(tf.reshape(normed(h), [groups[0].B, groups[0].N1, D]) as tf.Tensor3D);
+      }
+      h = normed(h);
+      if (withRows) return h;
+      const [{ B, N1, grid }] = groups;
+      const out: ViTOutput = { tokens: tf.reshape(h, [B, N1, D]) as tf.Tensor3D, grid };
+      if (attnProbs) out.attention = attnProbs;
+      if (opts.lastBlocks) out.blocks = [...blocks, out.tokens];
+      return out;
+    });
+  }
+
+  /**
+   * Tokens [B·(1+N), D] of a batch before the blocks: patch embedding, the mask token on
+   * masked patches, [CLS] and the position embedding.
+   */
+  private embed(images: tf.Tensor4D, masks: tf.Tensor2D | undefined, training: boolean): { x: tf.Tensor2D; B: number; N1: number; grid: [number, number] } {
+    const { patchSize: p, embedDim: D } = this.config;
     const [B, H, W, C] = images.shape;
     if (C !== this.config.inChans) {
       throw new Error(`images have ${C} channel(s) but this ViT expects ${this.config.inChans} (inChans); convert the data or build the model with inChans: ${C}`);
@@ -178,79 +291,29 @@ export class VisionTransformer {
     const gw = W / p;
     const N = gh * gw;
     const N1 = N + 1;
-    const attnBlock = opts.attentionOf === undefined ? -1 : opts.attentionOf < 0 ? depth + opts.attentionOf : opts.attentionOf;
-    if (opts.attentionOf !== undefined && (attnBlock < 0 || attnBlock >= depth)) {
-      throw new Error(`attentionOf=${opts.attentionOf} is outside the ${depth} blocks`);
-    }
     const P = this.params;
-    const rng = opts.training && this.config.dropPathRate > 0 ? new Rng(opts.seed ?? 0) : undefined;
-
-    return tidy(() => {
-      let attnProbs: tf.Tensor4D | undefined;
-      const blocks: tf.Tensor3D[] = [];
-      const keepFrom = depth - Math.min(depth, Math.max(0, opts.lastBlocks ?? 0));
-      const normed = (t: tf.Tensor2D): tf.Tensor2D => layerNorm(t, P.get('norm.weight') as tf.Tensor1D, P.get('norm.bias') as tf.Tensor1D, eps);
-      // Patch embedding as reshape + matMul: a conv with stride = kernel = p is exactly that.
-      // The 6-D patch shuffle is done as one 4-D transpose (5-D+ transposes are slow on wasm).
-      const patches = tf.reshape(
-        tf.transpose(tf.reshape(images, [B * gh, p, gw, p * C]), [0, 2, 1, 3]),
-        [B * N, p * p * C],
-      ) as tf.Tensor2D;
-      // In training the pixels need no gradient: skip the patch embedding's dx product.
-      let x = (opts.training ? linearOnData : linear)(patches, P.get('patch_embed.proj.weight') as tf.Tensor2D, P.get('patch_embed.proj.bias') as tf.Tensor1D);
-      if (opts.masks) {
-        if (!P.has('masked_embed')) throw new Error('this ViT was built with maskedEmbed: false, so it cannot take masks');
-        if (opts.masks.shape[0] !== B || opts.masks.shape[1] !== N) {
-          throw new Error(`masks have shape [${opts.masks.shape}] but the input has ${B} images of ${N} patches`);
-        }
-        // x·(1−m) + m·e: the mask token replaces masked patch embeddings before position embeddings
-        // (both broadcasts as products with K = 1, see layers.ts).
-        const m = tf.reshape(tf.cast(opts.masks, 'float32'), [B * N, 1]) as tf.Tensor2D;
-        x = tf.add(tf.mul(x, repeatCols(tf.sub(1, m), D)), tf.matMul(m, tf.reshape(P.get('masked_embed'), [1, D])));
+    // Patch embedding as reshape + matMul: a conv with stride = kernel = p is exactly that.
+    // The 6-D patch shuffle is done as one 4-D transpose (5-D+ transposes are slow on wasm).
+    const patches = tf.reshape(
+      tf.transpose(tf.reshape(images, [B * gh, p, gw, p * C]), [0, 2, 1, 3]),
+      [B * N, p * p * C],
+    ) as tf.Tensor2D;
+    // In training the pixels need no gradient: skip the patch embedding's dx product.
+    let x = (training ? linearOnData : linear)(patches, P.get('patch_embed.proj.weight') as tf.Tensor2D, P.get('patch_embed.proj.bias') as tf.Tensor1D);
+    if (masks) {
+      if (!P.has('masked_embed')) throw new Error('this ViT was built with maskedEmbed: false, so it cannot take masks');
+      if (masks.shape[0] !== B || masks.shape[1] !== N) {
+        throw new Error(`masks have shape [${masks.shape}] but the input has ${B} images of ${N} patches`);
       }
-      const cls = tf.reshape(repeatRows(tf.reshape(P.get('cls_token'), [1, D]), B), [B, 1, D]);
-      let x3 = tf.concat([cls, tf.reshape(x, [B, N, D])], 1);
-      x3 = tf.add(x3, tf.reshape(repeatRows(tf.reshape(this.positionEmbedding(gh, gw), [1, N1 * D]), B), [B, N1, D]));
-      let h = tf.reshape(x3, [B * N1, D]) as tf.Tensor2D;
-
-      for (let b = 0; b < depth; b++) {
-        const pre = `blocks.${b}.`;
-        const wantAttn = b === attnBlock;
-        // The last block with `rows`: from the attention's output projection on, only those rows.
-        const sel = rows && b === depth - 1 ? rows : undefined;
-        const a = attention(
-          layerNorm(h, P.get(pre + 'norm1.weight') as tf.Tensor1D, P.get(pre + 'norm1.bias') as tf.Tensor1D, eps),
-          {
-            qkvW: P.get(pre + 'attn.qkv.weight') as tf.Tensor2D,
-            qkvB: P.has(pre + 'attn.qkv.bias') ? (P.get(pre + 'attn.qkv.bias') as tf.Tensor1D) : undefined,
-            projW: P.get(pre + 'attn.proj.weight') as tf.Tensor2D,
-            projB: P.get(pre + 'attn.proj.bias') as tf.Tensor1D,
-          },
-          B,
-          N1,
-          numHeads,
-          wantAttn,
-          sel,
-        );
-        if (wantAttn) attnProbs = a.probs;
-        if (sel) h = gatherRows(h, sel);
-        h = tf.add(h, this.dropPath(this.layerScale(a.out, pre + 'ls1'), b, B, N1, rng, sel));
-        const m1 = linear(
-          layerNorm(h, P.get(pre + 'norm2.weight') as tf.Tensor1D, P.get(pre + 'norm2.bias') as tf.Tensor1D, eps),
-          P.get(pre + 'mlp.fc1.weight') as tf.Tensor2D,
-          P.get(pre + 'mlp.fc1.bias') as tf.Tensor1D,
-        );
-        const m2 = linear(gelu(m1), P.get(pre + 'mlp.fc2.weight') as tf.Tensor2D, P.get(pre + 'mlp.fc2.bias') as tf.Tensor1D);
-        h = tf.add(h, this.dropPath(this.layerScale(m2, pre + 'ls2'), b, B, N1, rng, sel));
-        if (b >= keepFrom && b < depth - 1) blocks.push(tf.reshape(normed(h), [B, N1, D]) as tf.Tensor3D);
-      }
-      h = normed(h);
-      if (rows) return h;
-      const out: ViTOutput = { tokens: tf.reshape(h, [B, N1, D]) as tf.Tensor3D, grid: [gh, gw] };
-      if (attnProbs) out.attention = attnProbs;
-      if (opts.lastBlocks) out.blocks = [...blocks, out.tokens];
-      return out;
-    });
+      // x·(1−m) + m·e: the mask token replaces masked patch embeddings before position embeddings
+      // (both broadcasts as products with K = 1, see layers.ts).
+      const m = tf.reshape(tf.cast(masks, 'float32'), [B * N, 1]) as tf.Tensor2D;
+      x = tf.add(tf.mul(x, repeatCols(tf.sub(1, m), D)), tf.matMul(m, tf.reshape(P.get('masked_embed'), [1, D])));
+    }
+    const cls = tf.reshape(repeatRows(tf.reshape(P.get('cls_token'), [1, D]), B), [B, 1, D]);
+    let x3 = tf.concat([cls, tf.reshape(x, [B, N, D])], 1);
+    x3 = tf.add(x3, tf.reshape(repeatRows(tf.reshape(this.positionEmbedding(gh, gw), [1, N1 * D]), B), [B, N1, D]));
+    return { x: tf.reshape(x3, [B * N1, D]) as tf.Tensor2D, B, N1, grid: [gh, gw] };
   }
 
   /** A residual branch times its LayerScale vector, when the model has one. */
@@ -293,17 +356,23 @@ export class VisionTransformer {
     });
   }
 
-  /** Stochastic depth: drop the residual branch of whole samples with the block's rate (DINO's drop_path). */
-  private dropPath(x: tf.Tensor2D, block: number, B: number, N1: number, rng?: Rng, rows?: tf.Tensor1D): tf.Tensor2D {
-    if (!rng) return x;
+  /**
+   * Stochastic depth: drop the residual branch of whole samples with the block's rate (DINO's
+   * drop_path). Each batch draws from its own generator, so stacking batches changes nothing.
+   */
+  private dropPath(x: tf.Tensor2D, block: number, groups: readonly TokenGroup[], rows?: tf.Tensor1D): tf.Tensor2D {
+    if (groups.some((g) => !g.rng)) return x;
     const depth = this.config.depth;
     const rate = depth > 1 ? (this.config.dropPathRate * block) / (depth - 1) : this.config.dropPathRate;
     if (rate <= 0) return x;
     const keep = 1 - rate;
-    const mask = new Float32Array(B);
-    for (let i = 0; i < B; i++) mask[i] = rng.random() < keep ? 1 / keep : 0;
     // Each image's factor on each of its token rows (those in `rows` only, when given).
-    const tokenMask = tf.tensor2d(Float32Array.from({ length: B * N1 }, (_, i) => mask[Math.floor(i / N1)]), [B * N1, 1]);
+    const factors = new Float32Array(groups.reduce((n, g) => n + g.B * g.N1, 0));
+    let at = 0;
+    for (const g of groups) {
+      for (let i = 0; i < g.B; i++, at += g.N1) factors.fill((g.rng as Rng).random() < keep ? 1 / keep : 0, at, at + g.N1);
+    }
+    const tokenMask = tf.tensor2d(factors, [factors.length, 1]);
     return tf.mul(x, repeatCols(rows ? tf.gather(tokenMask, rows) : tokenMask, x.shape[1]));
   }
 

@@ -12,13 +12,13 @@
  * benchmark all share.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { VisionTransformer, ViTConfig } from '../model/vit';
+import { PackedRowsInput, VisionTransformer, ViTConfig } from '../model/vit';
 import { HeadConfig, IBOTHead } from '../model/head';
 import { Param } from '../model/params';
 import { IBOTLoss, IBOTLossConfig, StudentOutputs, StudentRowOutputs } from './loss';
 import { PatchRows, disposePatchRows, patchRows, selectMaskedPatches } from './patch-rows';
 import { stackMasks } from '../augment/masking';
-import { AdamW, Grads, clipGlobalNorm, clipPerParam, freezeLastLayer } from './optim';
+import { AdamW, GradScale, Grads, clipCoefficients, clipGlobalNorm, freezeLastLayer } from './optim';
 import { emaUpdate } from './teacher';
 import { tidy } from '../util/tidy';
 
@@ -171,17 +171,18 @@ export class IBOTModel {
   studentRows(crops: Crops, rows: PatchRows, seed = 0): StudentRowOutputs {
     return tidy(() => {
       const GB = crops.global.shape[0];
-      // The backbone's last block runs on the rows the heads read: the [CLS] and masked tokens of
-      // the global crops, the [CLS] of the local crops. Then one MLP pass over all of them:
-      // [global CLS (G·B) | patches (M) | local CLS (L·B)].
-      let x = this.student.backbone.forwardRows(crops.global, rows.headRows, { masks: crops.masks, training: true, seed });
-      const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? tf.slice(x, [0, 0], [GB, -1]) : undefined;
+      // Global and local crops in one packed pass (attention within each, each its own seed). The
+      // last block runs on the rows the heads read: the [CLS] and masked tokens of the global
+      // crops, the [CLS] of the local crops. Then one head MLP pass over all of them.
+      const inputs: PackedRowsInput[] = [{ images: crops.global, rows: rows.headRows, masks: crops.masks, seed }];
       if (crops.local) {
         const [LB, h, w] = crops.local.shape;
         const T = (h / this.config.vit.patchSize) * (w / this.config.vit.patchSize) + 1;
-        const localCls = tf.range(0, LB * T, T, 'int32') as tf.Tensor1D;
-        x = tf.concat([x, this.student.backbone.forwardRows(crops.local, localCls, { training: true, seed: seed + 1 })], 0) as tf.Tensor2D;
+        inputs.push({ images: crops.local, rows: tf.range(0, LB * T, T, 'int32') as tf.Tensor1D, seed: seed + 1 });
       }
+      // [global CLS (G·B) | masked patches (M) | local CLS (L·B)]
+      const x = this.student.backbone.forwardRowsPacked(inputs, { training: true });
+      const backboneCls = (this.config.loss.koleoWeight ?? 0) > 0 ? tf.slice(x, [0, 0], [GB, -1]) : undefined;
       const M = rows.weight.shape[0];
       const [zg, zp, zl] = tf.split(this.student.head.embed(x), [GB, M, x.shape[0] - GB - M], 0) as tf.Tensor2D[];
       const { cls, patch } = this.student.head.projectPair(tf.concat([zg, zl], 0) as tf.Tensor2D, zp);
@@ -240,9 +241,11 @@ export class IBOTModel {
     for (const [vn, g] of Object.entries(rawGrads)) grads.set(byVar.get(vn) as string, g);
     // The global norm (a monitor) comes from the norms clipping computes anyway; an infinite bound only measures.
     let gradNorm: tf.Scalar;
+    let scale: GradScale | undefined;
     if (cfg.clipGrad > 0) {
-      const r = clipPerParam(grads, cfg.clipGrad);
-      grads = r.grads;
+      // Clipping factors that AdamW applies on its flat vectors (not one product per parameter).
+      const r = clipCoefficients(grads, cfg.clipGrad);
+      scale = r.scale;
       gradNorm = tf.tidy(() => tf.norm(r.norms) as tf.Scalar);
       r.norms.dispose();
     } else {
@@ -252,8 +255,9 @@ export class IBOTModel {
     }
     // Fractional epochs, so short runs can freeze for part of an epoch; integer values match the official rule.
     grads = freezeLastLayer(grads, sched.epoch, cfg.freezeLastLayerEpochs);
-    this.optimizer.step(grads, sched.lr, sched.wd);
+    this.optimizer.step(grads, sched.lr, sched.wd, scale);
     tf.dispose([...grads.values()]);
+    scale?.coef.dispose();
     emaUpdate(this.teacher.backbone.params, this.student.backbone.params, sched.momentum);
     emaUpdate(this.teacher.head.params, this.student.head.params, sched.momentum);
     tf.tidy(() => this.loss.updateCenterFromMeans(tf.mean(teacherOut.cls, 0, true) as tf.Tensor2D, teacherOut.patchMean));

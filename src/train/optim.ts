@@ -37,6 +37,19 @@ interface Group {
   steps: number[];
   m?: tf.Variable;
   v?: tf.Variable;
+  /** For each element of the flat vector, its parameter's index in a `GradScale` (cached for one order of names). */
+  scaleIndex?: { key: string; index: tf.Tensor1D };
+}
+
+/**
+ * Per-parameter factors for the gradients (clipping coefficients): the
+ * gradient of `names[i]` is multiplied by `coef[i]`. On a GPU AdamW applies
+ * them to its flat vector per group, one gather and one product, instead of a
+ * product per parameter (60 dispatches in the `bench` step).
+ */
+export interface GradScale {
+  names: readonly string[];
+  coef: tf.Tensor1D;
 }
 
 /** Which parameters share a group: decay or not × prototypes (`last_layer*`, see `freezeLastLayer`) or not. */
@@ -68,8 +81,11 @@ export class AdamW {
     }
   }
 
-  /** One update. `wd` applies only to parameters that use weight decay. */
-  step(grads: Grads, lr: number, wd: number): void {
+  /**
+   * One update. `wd` applies only to parameters that use weight decay;
+   * `scale` multiplies each gradient by its factor first (see `GradScale`).
+   */
+  step(grads: Grads, lr: number, wd: number, scale?: GradScale): void {
     for (const g of this.groups) {
       const present = g.params.map((p) => grads.has(p.name));
       if (!present.some((x) => x)) continue;
@@ -79,8 +95,8 @@ export class AdamW {
       }
       present.forEach((has, i) => has && g.steps[i]++);
       const uniform = present.every((x) => x) && g.steps.every((n) => n === g.steps[0]);
-      if (uniform) this.updateFlat(g, grads, lr, g.decay ? wd : 0);
-      else this.updateEach(g, grads, present, lr, g.decay ? wd : 0);
+      if (uniform) this.updateFlat(g, grads, lr, g.decay ? wd : 0, scale);
+      else this.updateEach(g, grads, present, lr, g.decay ? wd : 0, scale);
     }
   }
 
@@ -96,10 +112,40 @@ export class AdamW {
     return { w: tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)), m, v };
   }
 
-  private updateFlat(g: Group, grads: Grads, lr: number, decay: number): void {
+  /** Where a parameter's factor sits in `scale`. */
+  private static positionOf(name: string, scale: GradScale): number {
+    const i = scale.names.indexOf(name);
+    if (i < 0 || i >= scale.coef.size) throw new Error(`AdamW.step: no gradient factor for '${name}' (scale has ${scale.coef.size} factors for [${scale.names.join(', ')}])`);
+    return i;
+  }
+
+  /** The element → factor index of a group, rebuilt only when the order of names changes. */
+  private scaleIndex(g: Group, scale: GradScale): tf.Tensor1D {
+    const pos = g.params.map((p) => AdamW.positionOf(p.name, scale));
+    const key = pos.join(',');
+    if (g.scaleIndex?.key !== key) {
+      g.scaleIndex?.index.dispose();
+      const idx = new Int32Array(g.layout.size);
+      pos.forEach((p, i) => idx.fill(p, g.layout.offsets[i], g.layout.offsets[i] + g.layout.sizes[i]));
+      g.scaleIndex = { key, index: tf.tensor1d(idx, 'int32') };
+    }
+    return g.scaleIndex.index;
+  }
+
+  private updateFlat(g: Group, grads: Grads, lr: number, decay: number, scale?: GradScale): void {
     const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
+    // A GPU pays per dispatch: spread the factors over the flat vector with one gather and one
+    // product. A CPU pays per pass over memory: one product per parameter is cheaper there.
+    const index = scale && tf.getBackend() === 'webgpu' ? this.scaleIndex(g, scale) : undefined;
     tf.tidy(() => {
-      const grad = g.layout.flatten(g.params.map((p) => grads.get(p.name) as tf.Tensor));
+      const gs = g.params.map((p) => grads.get(p.name) as tf.Tensor);
+      let grad: tf.Tensor;
+      if (!scale) grad = g.layout.flatten(gs);
+      else if (index) grad = tf.mul(g.layout.flatten(gs), tf.gather(scale.coef, index));
+      else {
+        const coef = tf.unstack(scale.coef);
+        grad = g.layout.flatten(g.params.map((p, i) => tf.mul(gs[i], coef[AdamW.positionOf(p.name, scale)])));
+      }
       const w = g.layout.flatten(g.params.map((p) => p.variable));
       const r = this.adam(w, grad, m0, v0, g.steps[0], lr, decay);
       m0.assign(r.m);
@@ -109,14 +155,16 @@ export class AdamW {
     });
   }
 
-  private updateEach(g: Group, grads: Grads, present: boolean[], lr: number, decay: number): void {
+  private updateEach(g: Group, grads: Grads, present: boolean[], lr: number, decay: number, scale?: GradScale): void {
     const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
     tf.tidy(() => {
       const ms = g.layout.unflatten(m0 as tf.Tensor1D);
       const vs = g.layout.unflatten(v0 as tf.Tensor1D);
       g.params.forEach((p, i) => {
         if (!present[i]) return;
-        const r = this.adam(p.variable, grads.get(p.name) as tf.Tensor, ms[i], vs[i], g.steps[i], lr, decay);
+        const raw = grads.get(p.name) as tf.Tensor;
+        const grad = scale ? tf.mul(raw, tf.slice(scale.coef, [AdamW.positionOf(p.name, scale)], [1])) : raw;
+        const r = this.adam(p.variable, grad, ms[i], vs[i], g.steps[i], lr, decay);
         p.variable.assign(r.w);
         ms[i] = r.m;
         vs[i] = r.v;
@@ -175,6 +223,10 @@ export class AdamW {
 
   dispose(): void {
     this.disposeMoments();
+    for (const g of this.groups) {
+      g.scaleIndex?.index.dispose();
+      g.scaleIndex = undefined;
+    }
   }
 }
 
@@ -186,15 +238,25 @@ export class AdamW {
  * disposed) and the pre-clip norms [n] in the map's order.
  */
 export function clipPerParam(grads: Grads, clip: number): { grads: Grads; norms: tf.Tensor1D } {
-  const names = [...grads.keys()];
-  const gs = names.map((n) => grads.get(n) as tf.Tensor);
-  const norms = tf.tidy(() => tf.sqrt(sumSquares(gs)) as tf.Tensor1D);
+  const { scale, norms } = clipCoefficients(grads, clip);
   const scaled = tf.tidy(() => {
-    const coef = tf.unstack(tf.minimum(tf.div(clip, tf.add(norms, 1e-6)), 1));
-    return gs.map((g, i) => tf.mul(g, coef[i]));
+    const coef = tf.unstack(scale.coef);
+    return scale.names.map((n, i) => tf.mul(grads.get(n) as tf.Tensor, coef[i]));
   });
-  tf.dispose(gs);
-  return { grads: new Map(names.map((n, i) => [n, scaled[i]])), norms };
+  tf.dispose([...grads.values(), scale.coef]);
+  return { grads: new Map(scale.names.map((n, i) => [n, scaled[i]])), norms };
+}
+
+/**
+ * `clipPerParam` without touching the gradients: the pre-clip norms and the
+ * factors min(1, clip / (norm + 1e-6)), for `AdamW.step(…, scale)` to apply
+ * on its flat vectors. The caller disposes `scale.coef` and `norms`.
+ */
+export function clipCoefficients(grads: Grads, clip: number): { scale: GradScale; norms: tf.Tensor1D } {
+  const names = [...grads.keys()];
+  const norms = tf.tidy(() => tf.sqrt(sumSquares(names.map((n) => grads.get(n) as tf.Tensor))) as tf.Tensor1D);
+  const coef = tf.tidy(() => tf.minimum(tf.div(clip, tf.add(norms, 1e-6)), 1) as tf.Tensor1D);
+  return { scale: { names, coef }, norms };
 }
 
 /**
