@@ -46,7 +46,7 @@ export type { IBOTBatch, IBOTBatchOptions } from './augment/batch';
 
 // Model: the ViT backbone and the iBOT head with timm/DINO/iBOT names; pretrained weights.
 export { VisionTransformer, vitConfig, VIT_PRESETS, VIT_DEFAULTS } from './model/vit';
-export type { ViTConfig, ViTForwardOptions, ViTOutput } from './model/vit';
+export type { ViTConfig, ViTForwardOptions, ViTOutput, PackedRowsInput } from './model/vit';
 export { IBOTHead } from './model/head';
 export type { HeadConfig } from './model/head';
 export { ParamSet } from './model/params';

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { Rng } from '../src/util/rng';
+import { ParamSet } from '../src/model/params';
+import { AdamW, Grads, clipCoefficients, clipPerParam } from '../src/train/optim';
 
 /** The library's own backend selection (wasm in CI), quiet. */
 export async function setup(): Promise<typeof tf> {
@@ -113,4 +115,46 @@ export function erf(x: number): number {
   for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
   return Math.sign(x) * (1 - erfc);
+}
+
+/**
+ * Three AdamW steps (lr 0.1, wd 0.05) on three parameters in two groups (decay: the weights;
+ * none: the bias) with per-parameter clipping at 2.5, either as clipped gradients
+ * (`clipPerParam`) or as factors AdamW applies (`clipCoefficients` + `step(…, scale)`); the
+ * parameters' final values. `missing` leaves that parameter without a gradient, which sends its
+ * group down AdamW's per-parameter path. Adam is blind to a constant factor on every step's
+ * gradient, so the norms change from step to step (13 → clipped, 0.65 → not): a factor applied
+ * wrongly or not at all changes the result.
+ */
+export async function clippedAdamW(folded: boolean, missing?: string): Promise<number[]> {
+  const set = new ParamSet();
+  set.add('a.weight', tf.tensor2d([[1, -2], [0.5, 3]]), 'same', [2, 2]);
+  set.add('b.weight', tf.tensor2d([[2], [-1], [0.25]]), 'same', [3, 1]);
+  set.add('a.bias', tf.tensor1d([0.1, -0.2]), 'same', [2]);
+  const opt = new AdamW(set.params);
+  for (let step = 0; step < 3; step++) {
+    const f = step === 1 ? 0.05 : 1;
+    const g: Grads = new Map<string, tf.Tensor>([
+      ['a.weight', tf.tensor2d([[3 * f, 4 * f], [0, 12 * f]])],
+      ['b.weight', tf.tensor2d([[0.1 * f], [0.2], [-0.2]])],
+      ['a.bias', tf.tensor1d([30 * f, -40])],
+    ]);
+    if (missing) {
+      g.get(missing)?.dispose();
+      g.delete(missing);
+    }
+    if (folded) {
+      const { scale, norms } = clipCoefficients(g, 2.5);
+      opt.step(g, 0.1, 0.05, scale);
+      tf.dispose([...g.values(), scale.coef, norms]);
+    } else {
+      const c = clipPerParam(g, 2.5);
+      opt.step(c.grads, 0.1, 0.05);
+      tf.dispose([...c.grads.values(), c.norms]);
+    }
+  }
+  const values = [...(await set.get('a.weight').data()), ...(await set.get('b.weight').data()), ...(await set.get('a.bias').data())];
+  opt.dispose();
+  set.dispose();
+  return values;
 }

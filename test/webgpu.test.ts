@@ -31,9 +31,7 @@ import { adjustHue, rgbToGrayscale } from '../src/augment/crop-ops';
 import { extractFeatures } from '../src/eval/features';
 import { knnClassify } from '../src/eval/knn';
 import { Rng } from '../src/util/rng';
-import { REFERENCE_DIR, erf, relL2 } from './helpers';
-import { AdamW, Grads, clipCoefficients, clipPerParam } from '../src/train/optim';
-import { ParamSet } from '../src/model/params';
+import { REFERENCE_DIR, clippedAdamW, erf, relL2 } from './helpers';
 import { gelu, layerNorm } from '../src/model/layers';
 import { registerWebGPUKernels, unregisterWebGPUKernels, WEBGPU_PROGRAMS_PER_KERNEL } from '../src/kernels';
 
@@ -282,37 +280,8 @@ describe('WebGPU: the GELU and LayerNorm programs', { skip }, () => {
 describe('WebGPU: clipping factors spread over the flat gradient', { skip }, () => {
   it('AdamW with per-parameter factors (one gather per group here) updates as with clipped gradients', async () => {
     await initBackend({ backend: 'webgpu', quiet: true });
-    const run = async (folded: boolean): Promise<number[]> => {
-      const set = new ParamSet();
-      set.add('a.weight', tf.tensor2d([[1, -2], [0.5, 3]]), 'same', [2, 2]);
-      set.add('b.weight', tf.tensor2d([[2], [-1], [0.25]]), 'same', [3, 1]);
-      set.add('a.bias', tf.tensor1d([0.1, -0.2]), 'same', [2]);
-      const opt = new AdamW(set.params);
-      for (let step = 0; step < 3; step++) {
-        // Norms that change from step to step (Adam is blind to a constant factor).
-        const f = step === 1 ? 0.05 : 1;
-        const g: Grads = new Map<string, tf.Tensor>([
-          ['a.weight', tf.tensor2d([[3 * f, 4 * f], [0, 12 * f]])],
-          ['b.weight', tf.tensor2d([[0.1 * f], [0.2], [-0.2]])],
-          ['a.bias', tf.tensor1d([30 * f, -40])],
-        ]);
-        if (folded) {
-          const { scale, norms } = clipCoefficients(g, 2.5);
-          opt.step(g, 0.1, 0.05, scale);
-          tf.dispose([...g.values(), scale.coef, norms]);
-        } else {
-          const c = clipPerParam(g, 2.5);
-          opt.step(c.grads, 0.1, 0.05);
-          tf.dispose([...c.grads.values(), c.norms]);
-        }
-      }
-      const values = [...(await set.get('a.weight').data()), ...(await set.get('b.weight').data()), ...(await set.get('a.bias').data())];
-      opt.dispose();
-      set.dispose();
-      return values;
-    };
     const n0 = tf.memory().numTensors;
-    const [folded, clipped] = [await run(true), await run(false)];
+    const [folded, clipped] = [await clippedAdamW(true), await clippedAdamW(false)];
     assert.equal(tf.memory().numTensors, n0, 'no tensor left behind');
     assert.ok(relErr(folded, clipped) < 1e-6, `${folded} vs ${clipped}`);
   });
