@@ -51,7 +51,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
 import type { BackendName } from '../src/backend';
-import { registerWasmKernels, setAutoRegisterKernels, wasmKernelsRegistered, kernelsFor, relaxedSimd, WasmBackendLike, WEBGPU_PROGRAMS_PER_KERNEL } from '../src/kernels';
+import { registerWasmKernels, setAutoRegisterKernels, wasmKernelsRegistered, kernelsFor, relaxedSimd, WasmBackendLike, webgpuDispatches } from '../src/kernels';
 import { IBOTModelConfig } from '../src/train/ibot';
 import { PretrainConfig, buildModel } from '../src/train/config';
 import { pretrainPreset } from '../src/train/presets';
@@ -182,17 +182,18 @@ function sourceSize(cfg: PretrainConfig): number {
 
 /**
  * Kernels one call runs (ops that reach a backend kernel; reshapes and
- * identities cost no dispatch on a GPU). On webgpu, our LayerNorm kernels
- * count as the programs they dispatch.
+ * identities cost no dispatch on a GPU). On webgpu, kernels that run several
+ * programs (ours, and tfjs's SplitV and Unpack: one slice per output) count
+ * as the programs they dispatch.
  */
 async function countKernels(fn: () => Promise<unknown>): Promise<number> {
   const prof = await tf.profile(async () => {
     await fn();
   });
-  const weight = tf.getBackend() === 'webgpu' ? WEBGPU_PROGRAMS_PER_KERNEL : {};
+  const gpu = tf.getBackend() === 'webgpu';
   return prof.kernels
     .filter((k) => !/^(Reshape|Identity|Cast)$/.test(k.name) && !k.name.endsWith('__op') && !k.name.includes('scope'))
-    .reduce((n, k) => n + (weight[k.name] ?? 1), 0);
+    .reduce((n, k) => n + (gpu ? webgpuDispatches(k.name, k.outputShapes.length) : 1), 0);
 }
 
 /** Run warm-up + timed steps of one configuration; returns per-step timings and counters. */

@@ -33,7 +33,8 @@ import { knnClassify } from '../src/eval/knn';
 import { Rng } from '../src/util/rng';
 import { REFERENCE_DIR, clippedAdamW, erf, relL2 } from './helpers';
 import { gelu, layerNorm } from '../src/model/layers';
-import { registerWebGPUKernels, unregisterWebGPUKernels, WEBGPU_PROGRAMS_PER_KERNEL } from '../src/kernels';
+import { attention, packedAttention } from '../src/model/attention';
+import { registerWebGPUKernels, unregisterWebGPUKernels, webgpuDispatches } from '../src/kernels';
 
 const repo = path.resolve(__dirname, '..', '..');
 const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
@@ -231,8 +232,8 @@ describe('WebGPU: the GELU and LayerNorm programs', { skip }, () => {
         tf.dispose(gs);
       });
       assert.equal(tf.memory().numTensors, n0, 'no tensor left behind');
-      // Our LayerNorm kernels run several programs each: count those, not the kernel records.
-      const dispatches = prof.kernels.filter((k) => !['Reshape', 'Identity'].includes(k.name)).reduce((s, k) => s + (WEBGPU_PROGRAMS_PER_KERNEL[k.name] ?? 1), 0);
+      // Kernels that run several programs each count those, not the kernel records.
+      const dispatches = prof.kernels.filter((k) => !['Reshape', 'Identity'].includes(k.name)).reduce((s, k) => s + webgpuDispatches(k.name, k.outputShapes.length), 0);
       tf.dispose([...outs, xt, gt, bt, rt]);
       return { values, dispatches };
     };
@@ -274,6 +275,51 @@ describe('WebGPU: the GELU and LayerNorm programs', { skip }, () => {
       assert.ok(relErr(fused.values[i], plain.values[i]) < 2e-6, `${name}: ${relErr(fused.values[i], plain.values[i])} from the plain ops`);
     });
     assert.ok(fused.dispatches < plain.dispatches - 20, `${fused.dispatches} dispatches with the programs, ${plain.dispatches} without`);
+  });
+});
+
+describe('WebGPU: q, k, v heads straight from the stacked qkv rows', { skip }, () => {
+  it('packed attention (two batches) and single-batch attention with probabilities match the split-and-transpose path, values and gradients, in fewer dispatches', async () => {
+    await initBackend({ backend: 'webgpu', quiet: true });
+    const D = 16;
+    const H = 2;
+    const batches = [{ images: 3, tokens: 5 }, { images: 2, tokens: 3 }];
+    const rows = 21;
+    const rng = new Rng(5);
+    const arr = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal());
+    const [x, qkvW, projW, projB, r] = [arr(rows * D), arr(D * 3 * D), arr(D * D), arr(D), arr(rows * D)];
+    type Out = { values: Float32Array[]; dispatches: number };
+    const run = async (): Promise<Out> => {
+      const [xt, qw, pw, pb, rt] = [tf.tensor2d(x, [rows, D]), tf.tensor2d(qkvW, [D, 3 * D]), tf.tensor2d(projW, [D, D]), tf.tensor1d(projB), tf.tensor2d(r, [rows, D])];
+      const loss = (xi: tf.Tensor, qi: tf.Tensor): tf.Scalar => tf.sum(tf.mul(packedAttention(xi as tf.Tensor2D, { qkvW: qi as tf.Tensor2D, projW: pw, projB: pb }, batches, H).out, rt));
+      const outs = tf.tidy(() => {
+        const single = attention(tf.slice(xt, [0, 0], [15, D]), { qkvW: qw, projW: pw, projB: pb }, 3, 5, H, true);
+        return [packedAttention(xt, { qkvW: qw, projW: pw, projB: pb }, batches, H).out, single.out, single.probs as tf.Tensor, ...tf.grads(loss)([xt, qw])];
+      });
+      const values = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+      const prof = await tf.profile(async () => {
+        const gs = tf.grads(loss)([xt, qw]);
+        await gs[0].data();
+        tf.dispose(gs);
+      });
+      const dispatches = prof.kernels.filter((k) => !['Reshape', 'Identity'].includes(k.name)).reduce((s, k) => s + webgpuDispatches(k.name, k.outputShapes.length), 0);
+      tf.dispose([...outs, xt, qw, pw, pb, rt]);
+      return { values, dispatches };
+    };
+    const n0 = tf.memory().numTensors;
+    const ours = await run();
+    assert.equal(tf.memory().numTensors, n0, 'no tensor left behind');
+    unregisterWebGPUKernels();
+    let plain: Out;
+    try {
+      plain = await run();
+    } finally {
+      registerWebGPUKernels();
+    }
+    ['packed out', 'single out', 'probabilities', 'dx', 'dW qkv'].forEach((name, i) => {
+      assert.ok(relErr(ours.values[i], plain.values[i]) < 1e-6, `${name}: ${relErr(ours.values[i], plain.values[i])}`);
+    });
+    assert.ok(ours.dispatches < plain.dispatches - 10, `${ours.dispatches} dispatches with the heads programs, ${plain.dispatches} without`);
   });
 });
 

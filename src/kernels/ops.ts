@@ -117,6 +117,14 @@ export function fusedAttentionStackedGrad(qkv: tf.Tensor2D, probs: tf.Tensor1D, 
 }
 
 /**
+ * q, k, v of every batch stacked in qkv [Σ B·N, 3D] as heads [B·heads, N, d]: [q₁, k₁, v₁, q₂, …]
+ * (webgpu: one program each, differentiable).
+ */
+export function qkvHeads(qkv: tf.Tensor2D, batches: StackedBatches, heads: number): tf.Tensor3D[] {
+  return tf.engine().runKernel(KERNEL_NAMES.qkvHeads, { qkv }, { heads, groups: groupsAttr(batches) } as unknown as tf.NamedAttrMap) as unknown as tf.Tensor3D[];
+}
+
+/**
  * Row LayerNorm of x [..., D] (D a multiple of 4): y = x̂·γ + β with
  * x̂ = (x − mean)/√(var + eps); also returns x̂ and the row statistics the
  * backward reads (`rstd`: 1/√(var + eps) as [rows, 1] on wasm, mean and 1/σ

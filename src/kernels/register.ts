@@ -41,6 +41,9 @@ export const KERNEL_NAMES = {
   attentionGrad: 'IbotAttentionGrad',
   layerNorm: 'IbotLayerNorm',
   layerNormGrad: 'IbotLayerNormGrad',
+  /** webgpu only (src/kernels/webgpu.ts): per-head q, k, v out of stacked qkv rows, and back. */
+  qkvHeads: 'IbotQkvHeads',
+  qkvHeadsGrad: 'IbotQkvHeadsGrad',
 } as const;
 
 export interface KernelOptions {

@@ -1,14 +1,18 @@
 /**
- * GELU and LayerNorm as WebGPU programs for the tfjs `webgpu` backend.
+ * GELU, LayerNorm and attention's q/k/v heads as WebGPU programs for the tfjs
+ * `webgpu` backend.
  *
  * Why: a small model's GPU step is bound by dispatches, not arithmetic (about
  * 2,400 kernels per `bench` step at batch 64 on an H200, see the README's GPU
  * section). Written with plain tfjs ops, a LayerNorm costs 9 dispatches
  * forward and 11 backward and an exact GELU 5 and 8; here they cost 3 + 5 and
  * 1 + 1, with the same formulas (the GELU's erf is the Abramowitz–Stegun
- * 7.1.26 form tfjs's own WebGPU `Erf` uses, |error| ≤ 1.5e-7).
+ * 7.1.26 form tfjs's own WebGPU `Erf` uses, |error| ≤ 1.5e-7). Attention's
+ * heads come straight out of the qkv rows, one program per q, k, v and one
+ * for the whole gradient, instead of splits (a slice per output) and
+ * transposes.
  *
- * The kernels carry the same names and inputs as the wasm ones
+ * The GELU and LayerNorm kernels carry the same names and inputs as the wasm ones
  * (`register.ts`), so the model code (`src/model/layers.ts`) calls them
  * through `ops.ts` on either backend. One difference: LayerNorm's third
  * output, the per-row statistics the backward reads, is `[rows, 1]` 1/σ on
@@ -184,8 +188,92 @@ function layerNormGrad(args: KernelArgs): TensorInfo {
   return dx;
 }
 
+/** (images, tokens) pairs of the batches stacked in a qkv matrix, from the kernels' `groups` attribute. */
+function batchesOf(name: string, groups: unknown): Array<{ B: number; N: number; row: number }> {
+  const g = groups as number[];
+  if (!Array.isArray(g) || g.length === 0 || g.length % 2 !== 0) throw new Error(`${name}: groups must be [B1, N1, B2, N2, …]`);
+  const out: Array<{ B: number; N: number; row: number }> = [];
+  for (let i = 0, row = 0; i < g.length; row += g[i] * g[i + 1], i += 2) out.push({ B: g[i], N: g[i + 1], row });
+  return out;
+}
+
+/**
+ * q, k and v of every batch stacked in qkv [Σ B·N, 3D] (the qkv projection's output), each as
+ * heads [B·H, N, d], straight out of the 2-D matrix: one program per output instead of a split
+ * of the rows, a split of the three parts and a transpose of each.
+ */
+function qkvHeads(args: KernelArgs): TensorInfo[] {
+  const { qkv } = args.inputs;
+  const H = Number(args.attrs?.heads);
+  const D = qkv.shape[1] / 3;
+  const d = D / H;
+  const batches = batchesOf(KERNEL_NAMES.qkvHeads, args.attrs?.groups);
+  const rows = batches.reduce((n, b) => n + b.B * b.N, 0);
+  if (qkv.shape.length !== 2 || qkv.shape[0] !== rows || !Number.isInteger(d)) {
+    throw new Error(`${KERNEL_NAMES.qkvHeads}: qkv must be [Σ B·N, 3·heads·d], got [${qkv.shape}] for ${rows} rows and ${H} heads`);
+  }
+  const backend = args.backend as WebGPUBackendLike;
+  const out: TensorInfo[] = [];
+  for (const { B, N, row } of batches) {
+    for (let part = 0; part < 3; part++) {
+      // element (bh, n, c) of the heads ← qkv[row + b·N + n][part·D + h·d + c]
+      const p = program([B * H, N, d], B * H * N * d, 'ibot_qkv_heads', ['QKV'], `
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let c = index % uniforms.d;
+      let n = (index / uniforms.d) % uniforms.n;
+      let bh = index / (uniforms.d * uniforms.n);
+      let b = bh / uniforms.h;
+      let h = bh % uniforms.h;
+      result[index] = QKV[(uniforms.row + b * uniforms.n + n) * 3 * uniforms.dim + uniforms.part * uniforms.dim + h * uniforms.d + c];
+    }
+  }`, 'row : i32, n : i32, h : i32, d : i32, dim : i32, part : i32,');
+      const u = [row, N, H, d, D, part].map((v): Uniform => ({ type: 'int32', data: [v] }));
+      out.push(backend.runWebGPUProgram(p, [qkv], 'float32', u));
+    }
+  }
+  return out;
+}
+
+/** The gradient of `qkvHeads`: dq, dk, dv of every batch (inputs g0, g1, … in its output order) back into one [Σ B·N, 3D] matrix, one program. */
+function qkvHeadsGrad(args: KernelArgs): TensorInfo {
+  const H = Number(args.attrs?.heads);
+  const batches = batchesOf(KERNEL_NAMES.qkvHeadsGrad, args.attrs?.groups);
+  const grads = batches.flatMap((_, i) => [0, 1, 2].map((part) => args.inputs[`g${3 * i + part}`]));
+  if (grads.some((g) => !g)) throw new Error(`${KERNEL_NAMES.qkvHeadsGrad}: needs inputs g0…g${3 * batches.length - 1}`);
+  const d = grads[0].shape[2];
+  const D = H * d;
+  const rows = batches.reduce((n, b) => n + b.B * b.N, 0);
+  // One branch per batch and part: WGSL cannot pick a buffer by index.
+  const names = grads.map((_, i) => `G${i}`);
+  const branches = batches
+    .map(({ B, N, row }, i) => `
+      if (r < ${row + B * N}) {
+        let local = r - ${row};
+        let b = local / ${N};
+        let n = local % ${N};
+        let src = ((b * ${H} + h) * ${N} + n) * ${d} + c;
+        if (part == 0) { result[index] = G${3 * i}[src]; }
+        else if (part == 1) { result[index] = G${3 * i + 1}[src]; }
+        else { result[index] = G${3 * i + 2}[src]; }
+        return;
+      }`)
+    .join('');
+  const p = program([rows, 3 * D], rows * 3 * D, `ibot_qkv_heads_grad_${batches.map((b) => `${b.B}x${b.N}`).join('_')}_${H}x${d}`, names, `
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let r = index / ${3 * D};
+      let col = index % ${3 * D};
+      let part = col / ${D};
+      let h = (col % ${D}) / ${d};
+      let c = col % ${d};${branches}
+    }
+  }`);
+  return (args.backend as WebGPUBackendLike).runWebGPUProgram(p, grads, 'float32');
+}
+
 /** GPU dispatches behind one call of each kernel here (the others run one program each), for counting dispatches. */
-export const WEBGPU_PROGRAMS_PER_KERNEL: Readonly<Record<string, number>> = {
+const WEBGPU_PROGRAMS_PER_KERNEL: Readonly<Record<string, number>> = {
   [KERNEL_NAMES.layerNorm]: 3,
   [KERNEL_NAMES.layerNormGrad]: 2,
 };
@@ -195,12 +283,34 @@ const KERNELS: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[]> =
   [KERNEL_NAMES.geluGrad]: geluGrad,
   [KERNEL_NAMES.layerNorm]: layerNorm,
   [KERNEL_NAMES.layerNormGrad]: layerNormGrad,
+  [KERNEL_NAMES.qkvHeads]: qkvHeads,
+  [KERNEL_NAMES.qkvHeadsGrad]: qkvHeadsGrad,
 };
+
+/**
+ * Dispatches behind one kernel record of a `tf.profile` on webgpu: our multi-program kernels
+ * count their programs, and kernels that run one program per output (tfjs's SplitV and Unpack
+ * slice each output; our qkv heads) count their outputs.
+ */
+export function webgpuDispatches(name: string, outputs: number): number {
+  if (name === 'SplitV' || name === 'Unpack' || name === KERNEL_NAMES.qkvHeads) return outputs;
+  return WEBGPU_PROGRAMS_PER_KERNEL[name] ?? 1;
+}
 
 /** Register the programs on the `webgpu` kernel registry (idempotent; no backend needed yet). */
 export function registerWebGPUKernels(): void {
   for (const [name, fn] of Object.entries(KERNELS)) {
     if (!tf.getKernel(name, 'webgpu')) tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: fn as unknown as tf.KernelFunc });
+  }
+  // The heads' gradient goes through the kernel registry (a custom gradient has one output only).
+  if (!tf.getGradient(KERNEL_NAMES.qkvHeads)) {
+    tf.registerGradient({
+      kernelName: KERNEL_NAMES.qkvHeads,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], _saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+        const dys = dy as tf.Tensor[];
+        return { qkv: () => tf.engine().runKernel(KERNEL_NAMES.qkvHeadsGrad, Object.fromEntries(dys.map((g, i) => [`g${i}`, g])), attrs) as tf.Tensor };
+      },
+    });
   }
 }
 

@@ -15,7 +15,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
 import { gatherRows, linear } from './layers';
-import { fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, hasFusedKernels } from '../kernels/ops';
+import { fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, hasFusedKernels, hasKernel, qkvHeads } from '../kernels/ops';
+import { KERNEL_NAMES } from '../kernels/register';
 
 type T = tf.Tensor;
 
@@ -122,9 +123,19 @@ export function packedAttention(
   const qkv = linear(x, w.qkvW, w.qkvB);
   let merged: tf.Tensor2D;
   let probs: tf.Tensor4D | undefined;
+  const scale = 1 / Math.sqrt(qkv.shape[1] / 3 / heads);
   if (batches.length > 1 && hasFusedKernels()) {
     // Our kernel reads each batch where it lies in the stacked rows: no split, no concat.
-    merged = fusedStackedCore(qkv, batches, heads, 1 / Math.sqrt(qkv.shape[1] / 3 / heads));
+    merged = fusedStackedCore(qkv, batches, heads, scale);
+  } else if (hasKernel(KERNEL_NAMES.qkvHeads)) {
+    // webgpu: each batch's q, k, v heads in one program each, straight from the stacked rows.
+    const hs = qkvHeads(qkv, batches, heads);
+    const outs = batches.map((b, i) => {
+      const { out, probs: p } = attentionCore(hs[3 * i], hs[3 * i + 1], hs[3 * i + 2], scale, returnProbs);
+      if (p) probs = keptProbs(p, b.images, heads, b.tokens);
+      return mergeHeads(out, b.images, b.tokens, heads);
+    });
+    merged = outs.length === 1 ? outs[0] : (tf.concat(outs, 0) as tf.Tensor2D);
   } else {
     const parts = batches.length === 1 ? [qkv] : (tf.split(qkv, batches.map((b) => b.images * b.tokens), 0) as tf.Tensor2D[]);
     const cores = parts.map((q, i) => headsCore(q, batches[i].images, batches[i].tokens, heads, returnProbs));
@@ -153,24 +164,25 @@ function headsCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, return
   const d = D / heads;
   if (hasFusedKernels()) {
     const { out, probs } = fusedCore(qkv, B, N, heads, 1 / Math.sqrt(d), returnProbs);
-    let probs4: tf.Tensor4D | undefined;
-    if (probs) {
-      probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
-      probs.dispose();
-    }
-    return { merged: out, probs: probs4 };
+    return { merged: out, probs: probs && keptProbs(probs, B, heads, N) };
   }
   // Split on the 2-D tensor, then one 4-D transpose per operand (no 5-D transposes: slow on wasm).
   const [q, k, v] = tf.split(qkv, 3, 1).map(
     (t) => tf.reshape(tf.transpose(tf.reshape(t, [B, N, heads, d]), [0, 2, 1, 3]), [B * heads, N, d]) as tf.Tensor3D,
   );
   const { out, probs } = attentionCore(q, k, v, 1 / Math.sqrt(d), returnProbs);
-  const merged = tf.reshape(tf.transpose(tf.reshape(out, [B, heads, N, d]), [0, 2, 1, 3]), [B * N, D]) as tf.Tensor2D;
-  let probs4: tf.Tensor4D | undefined;
-  if (probs) {
-    // The reshape shares the kept tensor's data; hand ownership to the enclosing scope.
-    probs4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
-    probs.dispose();
-  }
-  return { merged, probs: probs4 };
+  return { merged: mergeHeads(out, B, N, heads), probs: probs && keptProbs(probs, B, heads, N) };
+}
+
+/** Heads [B·heads, N, d] → tokens [B·N, heads·d]. */
+function mergeHeads(out: tf.Tensor3D, B: number, N: number, heads: number): tf.Tensor2D {
+  const d = out.shape[2];
+  return tf.reshape(tf.transpose(tf.reshape(out, [B, heads, N, d]), [0, 2, 1, 3]), [B * N, heads * d]) as tf.Tensor2D;
+}
+
+/** The kept probabilities [B·heads, N, N] as [B, heads, N, N]; the reshape shares the data, so ownership passes to the enclosing scope. */
+function keptProbs(probs: tf.Tensor3D, B: number, heads: number, N: number): tf.Tensor4D {
+  const p4 = tf.reshape(probs, [B, heads, N, N]) as tf.Tensor4D;
+  probs.dispose();
+  return p4;
 }
