@@ -206,6 +206,22 @@ describe('WebGPU: the reference fixtures and the dispatch limits', { skip }, () 
   });
 });
 
+/** GPU dispatches of a profiled run: kernels that run several programs count those, not their records. */
+function dispatchesOf(prof: Awaited<ReturnType<typeof tf.profile>>): number {
+  return prof.kernels.filter((k) => !['Reshape', 'Identity'].includes(k.name)).reduce((n, k) => n + webgpuDispatches(k.name, k.outputShapes.length), 0);
+}
+
+/** `run` with our WebGPU programs, then with tfjs's own ops in their place. */
+async function withAndWithoutPrograms<T>(run: () => Promise<T>): Promise<[T, T]> {
+  const ours = await run();
+  unregisterWebGPUKernels();
+  try {
+    return [ours, await run()];
+  } finally {
+    registerWebGPUKernels();
+  }
+}
+
 describe('WebGPU: the GELU and LayerNorm programs', { skip }, () => {
   it('match a float64 reference and the plain-op path in values and gradients, in fewer dispatches', async () => {
     await initBackend({ backend: 'webgpu', quiet: true });
@@ -218,8 +234,7 @@ describe('WebGPU: the GELU and LayerNorm programs', { skip }, () => {
     const g = arr(D, 1, 0.3);
     const b = arr(D, 0, 0.3);
     const r = arr(M * D, 0, 1);
-    type Out = { values: Float32Array[]; dispatches: number };
-    const run = async (): Promise<Out> => {
+    const run = async (): Promise<{ values: Float32Array[]; dispatches: number }> => {
       const [xt, gt, bt, rt] = [tf.tensor2d(x, [M, D]), tf.tensor1d(g), tf.tensor1d(b), tf.tensor2d(r, [M, D])];
       const lossLn = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor): tf.Scalar => tf.sum(tf.mul(layerNorm(xi as tf.Tensor2D, gi as tf.Tensor1D, bi as tf.Tensor1D), rt));
       const lossGelu = (xi: tf.Tensor): tf.Scalar => tf.sum(tf.mul(gelu(xi), rt));
@@ -232,19 +247,10 @@ describe('WebGPU: the GELU and LayerNorm programs', { skip }, () => {
         tf.dispose(gs);
       });
       assert.equal(tf.memory().numTensors, n0, 'no tensor left behind');
-      // Kernels that run several programs each count those, not the kernel records.
-      const dispatches = prof.kernels.filter((k) => !['Reshape', 'Identity'].includes(k.name)).reduce((s, k) => s + webgpuDispatches(k.name, k.outputShapes.length), 0);
       tf.dispose([...outs, xt, gt, bt, rt]);
-      return { values, dispatches };
+      return { values, dispatches: dispatchesOf(prof) };
     };
-    const fused = await run();
-    unregisterWebGPUKernels();
-    let plain: Out;
-    try {
-      plain = await run();
-    } finally {
-      registerWebGPUKernels();
-    }
+    const [fused, plain] = await withAndWithoutPrograms(run);
     // float64 reference: LayerNorm (eps 1e-6) and x·Φ(x), and their gradients of Σ r·f
     const Phi = (v: number): number => 0.5 * (1 + erf(v / Math.SQRT2));
     const want: number[][] = [[], [], new Array(M * D).fill(0), new Array(D).fill(0), new Array(D).fill(0), []];
@@ -288,8 +294,7 @@ describe('WebGPU: q, k, v heads straight from the stacked qkv rows', { skip }, (
     const rng = new Rng(5);
     const arr = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal());
     const [x, qkvW, projW, projB, r] = [arr(rows * D), arr(D * 3 * D), arr(D * D), arr(D), arr(rows * D)];
-    type Out = { values: Float32Array[]; dispatches: number };
-    const run = async (): Promise<Out> => {
+    const run = async (): Promise<{ values: Float32Array[]; dispatches: number }> => {
       const [xt, qw, pw, pb, rt] = [tf.tensor2d(x, [rows, D]), tf.tensor2d(qkvW, [D, 3 * D]), tf.tensor2d(projW, [D, D]), tf.tensor1d(projB), tf.tensor2d(r, [rows, D])];
       const loss = (xi: tf.Tensor, qi: tf.Tensor): tf.Scalar => tf.sum(tf.mul(packedAttention(xi as tf.Tensor2D, { qkvW: qi as tf.Tensor2D, projW: pw, projB: pb }, batches, H).out, rt));
       const outs = tf.tidy(() => {
@@ -302,20 +307,12 @@ describe('WebGPU: q, k, v heads straight from the stacked qkv rows', { skip }, (
         await gs[0].data();
         tf.dispose(gs);
       });
-      const dispatches = prof.kernels.filter((k) => !['Reshape', 'Identity'].includes(k.name)).reduce((s, k) => s + webgpuDispatches(k.name, k.outputShapes.length), 0);
       tf.dispose([...outs, xt, qw, pw, pb, rt]);
-      return { values, dispatches };
+      return { values, dispatches: dispatchesOf(prof) };
     };
     const n0 = tf.memory().numTensors;
-    const ours = await run();
+    const [ours, plain] = await withAndWithoutPrograms(run);
     assert.equal(tf.memory().numTensors, n0, 'no tensor left behind');
-    unregisterWebGPUKernels();
-    let plain: Out;
-    try {
-      plain = await run();
-    } finally {
-      registerWebGPUKernels();
-    }
     ['packed out', 'single out', 'probabilities', 'dx', 'dW qkv'].forEach((name, i) => {
       assert.ok(relErr(ours.values[i], plain.values[i]) < 1e-6, `${name}: ${relErr(ours.values[i], plain.values[i])}`);
     });
