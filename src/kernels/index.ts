@@ -2,7 +2,7 @@
 export { registerWasmKernels, setParallelThresholds, unregisterWasmKernels, wasmKernelsRegistered, wasmKernelOptions, KERNEL_NAMES, simplifyPermutation } from './register';
 export type { KernelOptions } from './register';
 export type { StackedBatches } from './ops';
-export { hasFusedKernels, hasKernel, setAutoRegisterKernels, fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, fusedLayerNorm, fusedLayerNormGrad, qkvHeads } from './ops';
+export { hasFusedKernels, hasKernel, setAutoRegisterKernels, fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, fusedLayerNorm, fusedLayerNormGrad, qkvHeads, softmaxGrad } from './ops';
 export { registerWebGPUKernels, unregisterWebGPUKernels, webgpuDispatches } from './webgpu';
 export { kernelsFor, releaseKernels, gemmScratchBytes, attentionScratchBytes, splitRange, defaultKernelThreads, instantiateKernels, relaxedSimd } from './wasm-kernels';
 export type { WasmBackendLike, KernelExports, SimdChoice } from './wasm-kernels';

@@ -120,8 +120,13 @@ export function fusedAttentionStackedGrad(qkv: tf.Tensor2D, probs: tf.Tensor1D, 
  * q, k, v of every batch stacked in qkv [Σ B·N, 3D] as heads [B·heads, N, d]: [q₁, k₁, v₁, q₂, …]
  * (webgpu: one program each, differentiable).
  */
-export function qkvHeads(qkv: tf.Tensor2D, batches: StackedBatches, heads: number): tf.Tensor3D[] {
-  return tf.engine().runKernel(KERNEL_NAMES.qkvHeads, { qkv }, { heads, groups: groupsAttr(batches) } as unknown as tf.NamedAttrMap) as unknown as tf.Tensor3D[];
+export function qkvHeads(qkv: tf.Tensor2D, batches: StackedBatches, heads: number, qScale = 1): tf.Tensor3D[] {
+  return tf.engine().runKernel(KERNEL_NAMES.qkvHeads, { qkv }, { heads, qScale, groups: groupsAttr(batches) } as unknown as tf.NamedAttrMap) as unknown as tf.Tensor3D[];
+}
+
+/** Softmax backward over the last axis, P ⊙ (dy − rowsum(dy ⊙ P)), one kernel (webgpu). */
+export function softmaxGrad<R extends tf.Tensor>(probs: R, dy: tf.Tensor): R {
+  return tf.engine().runKernel(KERNEL_NAMES.softmaxGrad, { probs, dy }) as R;
 }
 
 /**

@@ -44,6 +44,8 @@ export const KERNEL_NAMES = {
   /** webgpu only (src/kernels/webgpu.ts): per-head q, k, v out of stacked qkv rows, and back. */
   qkvHeads: 'IbotQkvHeads',
   qkvHeadsGrad: 'IbotQkvHeadsGrad',
+  /** webgpu only: the softmax's backward, P ⊙ (dP − rowsum(dP ⊙ P)), one program. */
+  softmaxGrad: 'IbotSoftmaxGrad',
 } as const;
 
 export interface KernelOptions {

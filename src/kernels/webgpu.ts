@@ -205,6 +205,8 @@ function batchesOf(name: string, groups: unknown): Array<{ B: number; N: number;
 function qkvHeads(args: KernelArgs): TensorInfo[] {
   const { qkv } = args.inputs;
   const H = Number(args.attrs?.heads);
+  // q comes out multiplied by this (the attention's 1/√d, saving a product on the scores and one on their gradient)
+  const qScale = Number(args.attrs?.qScale ?? 1);
   const D = qkv.shape[1] / 3;
   const d = D / H;
   const batches = batchesOf(KERNEL_NAMES.qkvHeads, args.attrs?.groups);
@@ -225,10 +227,11 @@ function qkvHeads(args: KernelArgs): TensorInfo[] {
       let bh = index / (uniforms.d * uniforms.n);
       let b = bh / uniforms.h;
       let h = bh % uniforms.h;
-      result[index] = QKV[(uniforms.row + b * uniforms.n + n) * 3 * uniforms.dim + uniforms.part * uniforms.dim + h * uniforms.d + c];
+      result[index] = uniforms.factor * QKV[(uniforms.row + b * uniforms.n + n) * 3 * uniforms.dim + uniforms.part * uniforms.dim + h * uniforms.d + c];
     }
-  }`, 'row : i32, n : i32, h : i32, d : i32, dim : i32, part : i32,');
+  }`, 'row : i32, n : i32, h : i32, d : i32, dim : i32, part : i32, factor : f32,');
       const u = [row, N, H, d, D, part].map((v): Uniform => ({ type: 'int32', data: [v] }));
+      u.push({ type: 'float32', data: [part === 0 ? qScale : 1] });
       out.push(backend.runWebGPUProgram(p, [qkv], 'float32', u));
     }
   }
@@ -238,6 +241,7 @@ function qkvHeads(args: KernelArgs): TensorInfo[] {
 /** The gradient of `qkvHeads`: dq, dk, dv of every batch (inputs g0, g1, … in its output order) back into one [Σ B·N, 3D] matrix, one program. */
 function qkvHeadsGrad(args: KernelArgs): TensorInfo {
   const H = Number(args.attrs?.heads);
+  const qScale = Number(args.attrs?.qScale ?? 1);
   const batches = batchesOf(KERNEL_NAMES.qkvHeadsGrad, args.attrs?.groups);
   const grads = batches.flatMap((_, i) => [0, 1, 2].map((part) => args.inputs[`g${3 * i + part}`]));
   if (grads.some((g) => !g)) throw new Error(`${KERNEL_NAMES.qkvHeadsGrad}: needs inputs g0…g${3 * batches.length - 1}`);
@@ -253,13 +257,13 @@ function qkvHeadsGrad(args: KernelArgs): TensorInfo {
         let b = local / ${N};
         let n = local % ${N};
         let src = ((b * ${H} + h) * ${N} + n) * ${d} + c;
-        if (part == 0) { result[index] = G${3 * i}[src]; }
+        if (part == 0) { result[index] = ${qScale} * G${3 * i}[src]; }
         else if (part == 1) { result[index] = G${3 * i + 1}[src]; }
         else { result[index] = G${3 * i + 2}[src]; }
         return;
       }`)
     .join('');
-  const p = program([rows, 3 * D], rows * 3 * D, `ibot_qkv_heads_grad_${batches.map((b) => `${b.B}x${b.N}`).join('_')}_${H}x${d}`, names, `
+  const p = program([rows, 3 * D], rows * 3 * D, `ibot_qkv_heads_grad_${batches.map((b) => `${b.B}x${b.N}`).join('_')}_${H}x${d}_${qScale}`, names, `
   fn main(index : i32) {
     if (index < uniforms.size) {
       let r = index / ${3 * D};
@@ -270,6 +274,24 @@ function qkvHeadsGrad(args: KernelArgs): TensorInfo {
     }
   }`);
   return (args.backend as WebGPUBackendLike).runWebGPUProgram(p, grads, 'float32');
+}
+
+/** Softmax backward over the last axis: dS = P ⊙ (dP − rowsum(dP ⊙ P)), one thread per row. */
+function softmaxGrad(args: KernelArgs): TensorInfo {
+  const { probs, dy } = args.inputs;
+  const N = probs.shape[probs.shape.length - 1];
+  const rows = tf.util.sizeFromShape(probs.shape) / N;
+  if (tf.util.sizeFromShape(dy.shape) !== rows * N) throw new Error(`${KERNEL_NAMES.softmaxGrad}: dy [${dy.shape}] does not match the probabilities [${probs.shape}]`);
+  const p = program(probs.shape, rows, 'ibot_softmax_grad', ['P', 'DP'], `
+  fn main(index : i32) {
+    if (index < uniforms.rows) {
+      let base = index * uniforms.n;
+      var s = 0.0;
+      for (var j = 0; j < uniforms.n; j++) { s += DP[base + j] * P[base + j]; }
+      for (var j = 0; j < uniforms.n; j++) { result[base + j] = P[base + j] * (DP[base + j] - s); }
+    }
+  }`, 'rows : i32, n : i32,');
+  return (args.backend as WebGPUBackendLike).runWebGPUProgram(p, [probs, dy], 'float32', [{ type: 'int32', data: [rows] }, { type: 'int32', data: [N] }]);
 }
 
 /** GPU dispatches behind one call of each kernel here (the others run one program each), for counting dispatches. */
@@ -285,6 +307,7 @@ const KERNELS: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[]> =
   [KERNEL_NAMES.layerNormGrad]: layerNormGrad,
   [KERNEL_NAMES.qkvHeads]: qkvHeads,
   [KERNEL_NAMES.qkvHeadsGrad]: qkvHeadsGrad,
+  [KERNEL_NAMES.softmaxGrad]: softmaxGrad,
 };
 
 /**

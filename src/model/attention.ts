@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
 import { gatherRows, linear } from './layers';
-import { fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, hasFusedKernels, hasKernel, qkvHeads } from '../kernels/ops';
+import { fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, hasFusedKernels, hasKernel, qkvHeads, softmaxGrad } from '../kernels/ops';
 import { KERNEL_NAMES } from '../kernels/register';
 
 type T = tf.Tensor;
@@ -40,7 +40,8 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transA = false, tran
 function attentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: number, keepProbs: boolean): { out: tf.Tensor3D; probs?: tf.Tensor3D } {
   let probsOut: tf.Tensor3D | undefined;
   const f = tf.customGrad(((qi: T, ki: T, vi: T, save: tf.GradSaveFunc) => {
-    const probs = tf.softmax(tf.mul(batchMatMul(qi as tf.Tensor3D, ki as tf.Tensor3D, false, true), scale)) as tf.Tensor3D;
+    const scores = batchMatMul(qi as tf.Tensor3D, ki as tf.Tensor3D, false, true);
+    const probs = tf.softmax(scale === 1 ? scores : tf.mul(scores, scale)) as tf.Tensor3D;
     save([qi, ki, vi, probs]);
     // Intermediates die with the custom op's scope; keep the probabilities only when the caller wants them.
     if (keepProbs) probsOut = tf.keep(probs);
@@ -52,8 +53,8 @@ function attentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: nu
         const dV = batchMatMul(p, dO, true, false);
         const dP = batchMatMul(dO, vs, false, true);
         // softmax backward: dS = P ⊙ (dP − rowsum(dP ⊙ P))
-        const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D;
-        const dSs = tf.mul(dS, scale) as tf.Tensor3D;
+        const dS = hasKernel(KERNEL_NAMES.softmaxGrad) ? softmaxGrad(p, dP) : (tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as tf.Tensor3D);
+        const dSs = scale === 1 ? dS : (tf.mul(dS, scale) as tf.Tensor3D);
         const dQ = batchMatMul(dSs, ks);
         const dK = batchMatMul(dSs, qs, true, false);
         return [dQ, dK, dV];
@@ -128,10 +129,11 @@ export function packedAttention(
     // Our kernel reads each batch where it lies in the stacked rows: no split, no concat.
     merged = fusedStackedCore(qkv, batches, heads, scale);
   } else if (hasKernel(KERNEL_NAMES.qkvHeads)) {
-    // webgpu: each batch's q, k, v heads in one program each, straight from the stacked rows.
-    const hs = qkvHeads(qkv, batches, heads);
+    // webgpu: each batch's q, k, v heads in one program each, straight from the stacked rows,
+    // q already scaled by 1/√d.
+    const hs = qkvHeads(qkv, batches, heads, scale);
     const outs = batches.map((b, i) => {
-      const { out, probs: p } = attentionCore(hs[3 * i], hs[3 * i + 1], hs[3 * i + 2], scale, returnProbs);
+      const { out, probs: p } = attentionCore(hs[3 * i], hs[3 * i + 1], hs[3 * i + 2], 1, returnProbs);
       if (p) probs = keptProbs(p, b.images, heads, b.tokens);
       return mergeHeads(out, b.images, b.tokens, heads);
     });
