@@ -128,7 +128,8 @@ export function packedAttention(
   if (batches.length > 1 && hasFusedKernels()) {
     // Our kernel reads each batch where it lies in the stacked rows: no split, no concat.
     merged = fusedStackedCore(qkv, batches, heads, scale);
-  } else if (hasKernel(KERNEL_NAMES.qkvHeads)) {
+  } else if (hasKernel(KERNEL_NAMES.qkvHeads) && batches.length <= 2) {
+    // (Its gradient program binds three inputs per batch plus its output; WebGPU guarantees 8 storage buffers per stage.)
     // webgpu: each batch's q, k, v heads in one program each, straight from the stacked rows,
     // q already scaled by 1/√d.
     const hs = qkvHeads(qkv, batches, heads, scale);
