@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNEL_NAMES, registerWasmKernels, unregisterWasmKernels, wasmKernelsRegistered } from './register';
 import { registerWebGPUKernels } from './webgpu';
+import { StackedBatches, groupsAttr } from './stacked';
 
 let autoRegister = process.env.IBOTLAB_KERNELS !== '0';
 let autoRegistered = false;
@@ -94,11 +95,6 @@ export function fusedAttentionGrad(qkv: tf.Tensor2D, probs: tf.Tensor3D, dy: tf.
   const attrs = { batch, tokens, heads, scale };
   return tf.engine().runKernel(KERNEL_NAMES.attentionGrad, { qkv, probs, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
-
-/** Batches stacked in the rows of one qkv matrix: `images` images of `tokens` tokens each. */
-export type StackedBatches = ReadonlyArray<{ images: number; tokens: number }>;
-
-const groupsAttr = (batches: StackedBatches): number[] => batches.flatMap((b) => [b.images, b.tokens]);
 
 /**
  * `fusedAttention` on several batches stacked in qkv's rows (images of different sizes), with

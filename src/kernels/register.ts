@@ -28,6 +28,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
+import { StackedGroup, parseGroups } from './stacked';
 import { Job, SimdChoice, WasmBackendLike, WasmKernels, attentionScratchBytes, gemmScratchBytes, kernelsFor, setKernelSimd, setKernelThreads, splitRange } from './wasm-kernels';
 
 type TensorInfo = { dataId: object; shape: number[]; dtype: string };
@@ -531,32 +532,24 @@ interface AttentionAttrs {
   groups?: number[];
 }
 
-/** A batch of the stacked rows: B images of N tokens from qkv row `row`, its probabilities from float `prob`. */
-interface AttentionGroup {
-  B: number;
-  N: number;
-  row: number;
-  prob: number;
-}
+/** A batch of the stacked rows, and where its probabilities start (in floats). */
+type AttentionGroup = StackedGroup & { prob: number };
 
 function attentionDims(name: string, qkv: TensorInfo, attrs: AttentionAttrs): { groups: AttentionGroup[]; H: number; d: number; D: number; rows: number; probs: number } {
   const H = attrs.heads;
   const pairs = attrs.groups ?? [attrs.batch, attrs.tokens];
-  if (pairs.length === 0 || pairs.length % 2 !== 0) throw new Error(`${name}: groups must be [B1, N1, B2, N2, …], got [${pairs}]`);
-  const groups: AttentionGroup[] = [];
-  let row = 0;
+  const { groups: stack, rows } = parseGroups(name, pairs);
   let prob = 0;
-  for (let i = 0; i < pairs.length; i += 2) {
-    const [B, N] = [pairs[i], pairs[i + 1]];
-    groups.push({ B, N, row, prob });
-    row += B * N;
-    prob += B * H * N * N;
-  }
-  if (qkv.shape.length !== 2 || qkv.shape[0] !== row || qkv.shape[1] % (3 * H) !== 0) {
+  const groups = stack.map((g): AttentionGroup => {
+    const at = prob;
+    prob += g.B * H * g.N * g.N;
+    return { ...g, prob: at };
+  });
+  if (qkv.shape.length !== 2 || qkv.shape[0] !== rows || qkv.shape[1] % (3 * H) !== 0) {
     throw new Error(`${name}: qkv must be [Σ batch·tokens, 3·heads·d], got [${qkv.shape}] for (batch, tokens) [${pairs}], heads ${H}`);
   }
   const D = qkv.shape[1] / 3;
-  return { groups, H, d: D / H, D, rows: row, probs: prob };
+  return { groups, H, d: D / H, D, rows, probs: prob };
 }
 
 function attention(args: KernelArgs): TensorInfo[] {

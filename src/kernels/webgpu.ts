@@ -24,6 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNEL_NAMES } from './register';
+import { parseGroups } from './stacked';
 
 type TensorInfo = { dataId: object; shape: number[]; dtype: string };
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
@@ -188,15 +189,6 @@ function layerNormGrad(args: KernelArgs): TensorInfo {
   return dx;
 }
 
-/** (images, tokens) pairs of the batches stacked in a qkv matrix, from the kernels' `groups` attribute. */
-function batchesOf(name: string, groups: unknown): Array<{ B: number; N: number; row: number }> {
-  const g = groups as number[];
-  if (!Array.isArray(g) || g.length === 0 || g.length % 2 !== 0) throw new Error(`${name}: groups must be [B1, N1, B2, N2, …]`);
-  const out: Array<{ B: number; N: number; row: number }> = [];
-  for (let i = 0, row = 0; i < g.length; row += g[i] * g[i + 1], i += 2) out.push({ B: g[i], N: g[i + 1], row });
-  return out;
-}
-
 /**
  * q, k and v of every batch stacked in qkv [Σ B·N, 3D] (the qkv projection's output), each as
  * heads [B·H, N, d], straight out of the 2-D matrix: one program per output instead of a split
@@ -209,8 +201,7 @@ function qkvHeads(args: KernelArgs): TensorInfo[] {
   const qScale = Number(args.attrs?.qScale ?? 1);
   const D = qkv.shape[1] / 3;
   const d = D / H;
-  const batches = batchesOf(KERNEL_NAMES.qkvHeads, args.attrs?.groups);
-  const rows = batches.reduce((n, b) => n + b.B * b.N, 0);
+  const { groups: batches, rows } = parseGroups(KERNEL_NAMES.qkvHeads, args.attrs?.groups);
   if (qkv.shape.length !== 2 || qkv.shape[0] !== rows || !Number.isInteger(d)) {
     throw new Error(`${KERNEL_NAMES.qkvHeads}: qkv must be [Σ B·N, 3·heads·d], got [${qkv.shape}] for ${rows} rows and ${H} heads`);
   }
@@ -242,12 +233,11 @@ function qkvHeads(args: KernelArgs): TensorInfo[] {
 function qkvHeadsGrad(args: KernelArgs): TensorInfo {
   const H = Number(args.attrs?.heads);
   const qScale = Number(args.attrs?.qScale ?? 1);
-  const batches = batchesOf(KERNEL_NAMES.qkvHeadsGrad, args.attrs?.groups);
+  const { groups: batches, rows } = parseGroups(KERNEL_NAMES.qkvHeadsGrad, args.attrs?.groups);
   const grads = batches.flatMap((_, i) => [0, 1, 2].map((part) => args.inputs[`g${3 * i + part}`]));
   if (grads.some((g) => !g)) throw new Error(`${KERNEL_NAMES.qkvHeadsGrad}: needs inputs g0…g${3 * batches.length - 1}`);
   const d = grads[0].shape[2];
   const D = H * d;
-  const rows = batches.reduce((n, b) => n + b.B * b.N, 0);
   // One branch per batch and part: WGSL cannot pick a buffer by index.
   const names = grads.map((_, i) => `G${i}`);
   const branches = batches

@@ -17,6 +17,7 @@ import type { CustomGradientFunc } from '@tensorflow/tfjs-core/dist/engine';
 import { gatherRows, linear } from './layers';
 import { fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, hasFusedKernels, hasKernel, qkvHeads, softmaxGrad } from '../kernels/ops';
 import { KERNEL_NAMES } from '../kernels/register';
+import type { TokenBatch } from '../kernels/stacked';
 
 type T = tf.Tensor;
 
@@ -81,12 +82,6 @@ function fusedCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, scale:
   return { out, probs: probsOut };
 }
 
-/** A batch inside a packed token matrix: `images` images of `tokens` tokens each ([CLS] included). */
-export interface TokenBatch {
-  images: number;
-  tokens: number;
-}
-
 /**
  * Attention on 2-D tokens x [B·N, D] (N tokens per image, [CLS] included).
  * Returns the projected output [B·N, D] and, when asked, the probabilities [B, heads, N, N].
@@ -129,9 +124,9 @@ export function packedAttention(
     // Our kernel reads each batch where it lies in the stacked rows: no split, no concat.
     merged = fusedStackedCore(qkv, batches, heads, scale);
   } else if (hasKernel(KERNEL_NAMES.qkvHeads) && batches.length <= 2) {
-    // (Its gradient program binds three inputs per batch plus its output; WebGPU guarantees 8 storage buffers per stage.)
     // webgpu: each batch's q, k, v heads in one program each, straight from the stacked rows,
-    // q already scaled by 1/√d.
+    // q already scaled by 1/√d. At most two batches: the gradient program binds three inputs per
+    // batch plus its output, and WebGPU guarantees 8 storage buffers per stage.
     const hs = qkvHeads(qkv, batches, heads, scale);
     const outs = batches.map((b, i) => {
       const { out, probs: p } = attentionCore(hs[3 * i], hs[3 * i + 1], hs[3 * i + 2], 1, returnProbs);
@@ -141,7 +136,7 @@ export function packedAttention(
     merged = outs.length === 1 ? outs[0] : (tf.concat(outs, 0) as tf.Tensor2D);
   } else {
     const parts = batches.length === 1 ? [qkv] : (tf.split(qkv, batches.map((b) => b.images * b.tokens), 0) as tf.Tensor2D[]);
-    const cores = parts.map((q, i) => headsCore(q, batches[i].images, batches[i].tokens, heads, returnProbs));
+    const cores = parts.map((q, i) => headsCore(q, batches[i].images, batches[i].tokens, heads, scale, returnProbs));
     merged = cores.length === 1 ? cores[0].merged : (tf.concat(cores.map((c) => c.merged), 0) as tf.Tensor2D);
     probs = cores[0].probs;
   }
@@ -161,19 +156,18 @@ function fusedStackedCore(qkv: tf.Tensor2D, batches: readonly TokenBatch[], head
   return f(qkv) as tf.Tensor2D;
 }
 
-/** softmax(q·kᵀ/√d)·v of every head from qkv [B·N, 3D] to the merged heads [B·N, D]. */
-function headsCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, returnProbs: boolean): { merged: tf.Tensor2D; probs?: tf.Tensor4D } {
-  const D = qkv.shape[1] / 3;
-  const d = D / heads;
+/** softmax(q·kᵀ·scale)·v of every head from qkv [B·N, 3D] to the merged heads [B·N, D]. */
+function headsCore(qkv: tf.Tensor2D, B: number, N: number, heads: number, scale: number, returnProbs: boolean): { merged: tf.Tensor2D; probs?: tf.Tensor4D } {
+  const d = qkv.shape[1] / 3 / heads;
   if (hasFusedKernels()) {
-    const { out, probs } = fusedCore(qkv, B, N, heads, 1 / Math.sqrt(d), returnProbs);
+    const { out, probs } = fusedCore(qkv, B, N, heads, scale, returnProbs);
     return { merged: out, probs: probs && keptProbs(probs, B, heads, N) };
   }
   // Split on the 2-D tensor, then one 4-D transpose per operand (no 5-D transposes: slow on wasm).
   const [q, k, v] = tf.split(qkv, 3, 1).map(
     (t) => tf.reshape(tf.transpose(tf.reshape(t, [B, N, heads, d]), [0, 2, 1, 3]), [B * heads, N, d]) as tf.Tensor3D,
   );
-  const { out, probs } = attentionCore(q, k, v, 1 / Math.sqrt(d), returnProbs);
+  const { out, probs } = attentionCore(q, k, v, scale, returnProbs);
   return { merged: mergeHeads(out, B, N, heads), probs: probs && keptProbs(probs, B, heads, N) };
 }
 
