@@ -115,6 +115,7 @@ describe('wasm kernels', () => {
         [4, 1, 6, 11, 5, 0], // b broadcast
         [1, 5, 3, 4, 6, 0], // a broadcast
         [1, 1, 64, 40, 70, 0],
+        [1, 1, 20, 24, 700, 0], // long K, small M·N: split across threads by K into summed partials (weight gradients)
       ];
       for (const [bA, bB, M, N, K] of shapes) {
         for (const tA of [false, true]) {

@@ -28,6 +28,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
+import { MAX_CHUNKS } from './pool';
 import { StackedGroup, parseGroups } from './stacked';
 import { Job, SimdChoice, WasmBackendLike, WasmKernels, attentionScratchBytes, gemmScratchBytes, kernelsFor, setKernelSimd, setKernelThreads, splitRange } from './wasm-kernels';
 
@@ -152,7 +153,7 @@ function batchMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
     return out;
   }
   for (let i = 0; i < batch; i++) {
-    k.run(productJobs(k, { a: pa + i * bA, sAm, sAk, b: pb + i * bB, sBk, sBn, c: pc + i * M * N * 4, M, N, K, bias: 0, g: 0 }, parts));
+    runProduct(k, { a: pa + i * bA, sAm, sAk, b: pb + i * bB, sBk, sBn, c: pc + i * M * N * 4, M, N, K, bias: 0, g: 0 }, parts);
   }
   return out;
 }
@@ -175,18 +176,35 @@ interface Product {
   g: number;
 }
 
+/** Scratch slot of the K-split partial products (chunk slots are 0 … MAX_CHUNKS − 1). */
+const PARTIALS_SLOT = MAX_CHUNKS;
+
 /**
- * A product cut into `parts` pieces of rows or columns. Every piece packs its
- * own copy of the other operand, so split the side that keeps the duplicated
- * packing small (row pieces each pack B: K·N; column pieces each pack A: M·K).
+ * Run one product cut into `parts` pieces. Row pieces each pack all of B
+ * (K·N), column pieces all of A (M·K); K pieces pack nothing twice but each
+ * writes an M·N partial that a column-sum pass then adds up. Pick the cut
+ * that moves the fewest extra floats: K pieces win for the weight gradients
+ * xᵀ·dy (K = rows of the batch, M·N = a weight), where column pieces packed
+ * the whole activation once per chunk.
  */
-function productJobs(k: WasmKernels, p: Product, parts: number): Job[] {
+function runProduct(k: WasmKernels, p: Product, parts: number): void {
   const { M, N, K } = p;
-  const byRows = N < 16 || (M >= 16 && M * K >= K * N);
+  const extraRows = M >= 16 ? (parts - 1) * K * N : Infinity;
+  const extraCols = N >= 16 ? (parts - 1) * M * K : Infinity;
+  const extraK = p.bias === 0 && p.g === 0 && K >= 64 * parts ? 2 * parts * M * N : Infinity;
+  if (parts > 1 && extraK < Math.min(extraRows, extraCols)) {
+    const ks = splitRange(K, parts, 4);
+    const partial = k.scratch(ks.length * M * N * 4, PARTIALS_SLOT);
+    k.run(ks.map(([s, e], j): Job => ['dense', [p.a + s * p.sAk, p.sAm, p.sAk, p.b + s * p.sBk, p.sBk, p.sBn, partial + j * M * N * 4, N * 4, M, N, e - s, 0, 0, k.scratch(gemmScratchBytes(N), j)]]));
+    const MN = M * N;
+    k.run(splitRange(MN, parts, 16).map(([s, e]): Job => ['colsum', [partial + s * 4, p.c + s * 4, ks.length, e - s, MN, 1]]));
+    return;
+  }
+  const byRows = extraRows <= extraCols || extraCols === Infinity;
   const ranges = splitRange(byRows ? M : N, parts, byRows ? 4 : 8);
-  return ranges.map(([s, e], j): Job => byRows
+  k.run(ranges.map(([s, e], j): Job => byRows
     ? ['dense', [p.a + s * p.sAm, p.sAm, p.sAk, p.b, p.sBk, p.sBn, p.c + s * N * 4, N * 4, e - s, N, K, p.bias, p.g && p.g + s * N * 4, k.scratch(gemmScratchBytes(N), j)]]
-    : ['dense', [p.a, p.sAm, p.sAk, p.b + s * p.sBn, p.sBk, p.sBn, p.c + s * 4, N * 4, M, e - s, K, p.bias && p.bias + s * 4, p.g && p.g + s * 4, k.scratch(gemmScratchBytes(e - s), j)]]);
+    : ['dense', [p.a, p.sAm, p.sAk, p.b + s * p.sBn, p.sBk, p.sBn, p.c + s * 4, N * 4, M, e - s, K, p.bias && p.bias + s * 4, p.g && p.g + s * 4, k.scratch(gemmScratchBytes(e - s), j)]]));
 }
 
 /**
@@ -216,11 +234,11 @@ function fusedMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
   const pc = k.offset(out.dataId);
   const pbias = bias ? k.offset(bias.dataId) : 0;
   const parts = 2 * M * N * K < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
-  k.run(productJobs(k, {
+  runProduct(k, {
     a: k.offset(a.dataId), sAm: transA ? 4 : K * 4, sAk: transA ? M * 4 : 4,
     b: k.offset(b.dataId), sBk: transB ? 4 : N * 4, sBn: transB ? K * 4 : 4,
     c: pc, M, N, K, bias: pbias, g: 0,
-  }, parts));
+  }, parts);
   return out;
 }
 
@@ -244,10 +262,10 @@ function denseGelu(args: KernelArgs): TensorInfo[] {
   if (M * N > 0) {
     const k = kernelsFor(backend);
     const parts = 2 * M * N * K < PARALLEL_MIN_FLOPS ? 1 : k.chunks;
-    k.run(productJobs(k, {
+    runProduct(k, {
       a: k.offset(x.dataId), sAm: K * 4, sAk: 4, b: k.offset(w.dataId), sBk: N * 4, sBn: 4,
       c: k.offset(h.dataId), M, N, K, bias: k.offset(bias.dataId), g: k.offset(y.dataId),
-    }, parts));
+    }, parts);
   }
   return [h, y];
 }
