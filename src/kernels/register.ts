@@ -178,6 +178,8 @@ interface Product {
 
 /** Scratch slot of the K-split partial products (chunk slots are 0 … MAX_CHUNKS − 1). */
 const PARTIALS_SLOT = MAX_CHUNKS;
+/** Scratch the K-split partials may take (a ViT-S/16 MLP weight is 2.4 MB of them per piece). */
+const PARTIALS_MAX_BYTES = 32 << 20;
 
 /**
  * Run one product cut into `parts` pieces. Row pieces each pack all of B
@@ -191,16 +193,18 @@ function runProduct(k: WasmKernels, p: Product, parts: number): void {
   const { M, N, K } = p;
   const extraRows = M >= 16 ? (parts - 1) * K * N : Infinity;
   const extraCols = N >= 16 ? (parts - 1) * M * K : Infinity;
-  const extraK = p.bias === 0 && p.g === 0 && K >= 64 * parts ? 2 * parts * M * N : Infinity;
+  // K pieces: one per chunk, fewer when the partials would pass PARTIALS_MAX_BYTES (never fewer than threads).
+  const kParts = Math.max(Math.min(parts, k.parts), Math.min(parts, Math.floor(PARTIALS_MAX_BYTES / (4 * M * N))));
+  const extraK = p.bias === 0 && p.g === 0 && K >= 64 * kParts ? 2 * kParts * M * N : Infinity;
   if (parts > 1 && extraK < Math.min(extraRows, extraCols)) {
-    const ks = splitRange(K, parts, 4);
+    const ks = splitRange(K, kParts, 4);
     const partial = k.scratch(ks.length * M * N * 4, PARTIALS_SLOT);
     k.run(ks.map(([s, e], j): Job => ['dense', [p.a + s * p.sAk, p.sAm, p.sAk, p.b + s * p.sBk, p.sBk, p.sBn, partial + j * M * N * 4, N * 4, M, N, e - s, 0, 0, k.scratch(gemmScratchBytes(N), j)]]));
     const MN = M * N;
     k.run(splitRange(MN, parts, 16).map(([s, e]): Job => ['colsum', [partial + s * 4, p.c + s * 4, ks.length, e - s, MN, 1]]));
     return;
   }
-  const byRows = extraRows <= extraCols || extraCols === Infinity;
+  const byRows = extraRows <= extraCols;
   const ranges = splitRange(byRows ? M : N, parts, byRows ? 4 : 8);
   k.run(ranges.map(([s, e], j): Job => byRows
     ? ['dense', [p.a + s * p.sAm, p.sAm, p.sAk, p.b, p.sBk, p.sBn, p.c + s * N * 4, N * 4, e - s, N, K, p.bias, p.g && p.g + s * N * 4, k.scratch(gemmScratchBytes(N), j)]]
