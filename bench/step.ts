@@ -15,6 +15,7 @@
  *   node dist/bench/step.js --scaling  # images/s vs batch size, depth, image size
  *   node dist/bench/step.js --stock    # without our wasm kernels (A/B)
  *   node dist/bench/step.js --threads 1
+ *   node dist/bench/step.js --threads 1,2,4   # thread scaling: one process per count, a table
  *   node dist/bench/step.js --out benchmarks/results/x.json   # also save the JSON
  *
  * Besides times it counts the kernels (tfjs ops that run a kernel) of one
@@ -48,6 +49,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
 import type { BackendName } from '../src/backend';
@@ -68,6 +71,8 @@ interface Args {
   scaling: boolean;
   stock: boolean;
   threads?: number;
+  /** `--threads 1,2,4`: one child process per count (tfjs-wasm sizes its pool once per process). */
+  threadList?: number[];
   backend?: BackendName;
   config: string;
   batch?: number;
@@ -75,7 +80,7 @@ interface Args {
   out?: string;
 }
 
-const USAGE = 'usage: step.js [--backend wasm|webgpu|tensorflow|cpu] [--config bench|vit-s16|<preset>] [--batch N] [--steps N] [--sync-phases] [--json] [--out FILE] [--scaling] [--stock] [--threads N]';
+const USAGE = 'usage: step.js [--backend wasm|webgpu|tensorflow|cpu] [--config bench|vit-s16|<preset>] [--batch N] [--steps N] [--sync-phases] [--json] [--out FILE] [--scaling] [--stock] [--threads N | N,M,…]';
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { json: false, steps: 6, scaling: false, stock: false, config: 'bench', syncPhases: false };
@@ -91,7 +96,12 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--stock') a.stock = true;
     else if (v === '--sync-phases') a.syncPhases = true;
     else if (v === '--steps') a.steps = Number(value(++i, v));
-    else if (v === '--threads') a.threads = Number(value(++i, v));
+    else if (v === '--threads') {
+      const list = value(++i, v).split(',').map(Number);
+      if (list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--threads takes a positive integer or a comma list of them (1,2,4)');
+      if (list.length > 1) a.threadList = list;
+      else a.threads = list[0];
+    }
     else if (v === '--batch') a.batch = Number(value(++i, v));
     else if (v === '--backend') a.backend = value(++i, v) as BackendName;
     else if (v === '--config') a.config = value(++i, v);
@@ -288,8 +298,63 @@ function loadAverage(): number {
   return require('os').loadavg()[0];
 }
 
+/** One row of `--threads N,M,…`: what one child process measured. */
+interface ThreadRow {
+  threads: number;
+  imagesPerSec: number;
+  bestImagesPerSec: number;
+  achievedGflops: number;
+  simd: string;
+  loadAverage: number[];
+}
+
+/**
+ * Thread scaling: this benchmark in a child process per thread count (tfjs-wasm sizes its
+ * worker pool once per process), the other flags passed on. Speed-up and efficiency are
+ * against the first count of the list.
+ */
+function threadScaling(args: Args, argv: string[]): void {
+  const passOn: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--threads' || argv[i] === '--out') i++;
+    else if (argv[i] !== '--json') passOn.push(argv[i]);
+  }
+  const rows: ThreadRow[] = [];
+  for (const n of args.threadList ?? []) {
+    const cmd = [...process.execArgv, __filename, ...passOn, '--threads', String(n), '--json'];
+    const r = spawnSync(process.execPath, cmd, { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const line = (r.stdout ?? '').trim().split('\n').reverse().find((l) => l.startsWith('{'));
+    if (r.status !== 0 || !line) throw new Error(`--threads ${n}: the benchmark failed (exit ${r.status}): ${(r.stderr ?? '').slice(-800)}`);
+    const j = JSON.parse(line) as ThreadRow;
+    rows.push({ threads: n, imagesPerSec: j.imagesPerSec, bestImagesPerSec: j.bestImagesPerSec, achievedGflops: j.achievedGflops, simd: j.simd, loadAverage: j.loadAverage });
+    if (!args.json) console.log(`  ${n} thread${n === 1 ? '' : 's'}: ${j.imagesPerSec.toFixed(1)} images/s`);
+  }
+  const base = rows[0];
+  const table = rows.map((r) => ({ ...r, speedup: r.imagesPerSec / base.imagesPerSec, efficiency: (r.imagesPerSec / base.imagesPerSec) * (base.threads / r.threads) }));
+  const result = { config: args.config, node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', logicalCores: os.cpus().length, rows: table };
+  if (args.out) {
+    makeDirs(path.dirname(args.out));
+    fs.writeFileSync(args.out, JSON.stringify(result, null, 2) + '\n');
+  }
+  if (args.json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
+  console.log(`thread scaling, ${args.config} config — ${result.cpu} (${result.logicalCores} logical cores), Node ${process.version}`);
+  console.log('threads  images/s  fastest step  GFLOP/s  speed-up  efficiency  load average');
+  for (const r of table) {
+    console.log(`${String(r.threads).padStart(7)}  ${r.imagesPerSec.toFixed(1).padStart(8)}  ${r.bestImagesPerSec.toFixed(1).padStart(12)}  ${r.achievedGflops.toFixed(1).padStart(7)}  ${r.speedup.toFixed(2).padStart(8)}  ${(100 * r.efficiency).toFixed(0).padStart(9)}%  ${r.loadAverage.map((x) => x.toFixed(2)).join(' → ')}`);
+  }
+  console.log(`  SIMD: ${base.simd}; speed-up and efficiency against ${base.threads} thread${base.threads === 1 ? '' : 's'}`);
+  if (args.out) console.log(`  saved ${args.out}`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.threadList) {
+    threadScaling(args, process.argv.slice(2));
+    return;
+  }
   const started = performance.now();
   const info = await initBackend({ quiet: true, threads: args.threads, backend: args.backend });
   if (args.stock) setAutoRegisterKernels(false);
