@@ -298,6 +298,16 @@ function loadAverage(): number {
   return require('os').loadavg()[0];
 }
 
+/** Save the result to `--out`; with `--json` print it as one line and return true (no report follows). */
+function saveAndPrintJson(result: object, args: Args): boolean {
+  if (args.out) {
+    makeDirs(path.dirname(args.out));
+    fs.writeFileSync(args.out, JSON.stringify(result, null, 1) + '\n');
+  }
+  if (args.json) console.log(JSON.stringify(result));
+  return args.json;
+}
+
 /** One row of `--threads N,M,…`: what one child process measured. */
 interface ThreadRow {
   threads: number;
@@ -332,14 +342,7 @@ function threadScaling(args: Args, argv: string[]): void {
   const base = rows[0];
   const table = rows.map((r) => ({ ...r, speedup: r.imagesPerSec / base.imagesPerSec, efficiency: (r.imagesPerSec / base.imagesPerSec) * (base.threads / r.threads) }));
   const result = { config: args.config, node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', logicalCores: os.cpus().length, rows: table };
-  if (args.out) {
-    makeDirs(path.dirname(args.out));
-    fs.writeFileSync(args.out, JSON.stringify(result, null, 2) + '\n');
-  }
-  if (args.json) {
-    console.log(JSON.stringify(result));
-    return;
-  }
+  if (saveAndPrintJson(result, args)) return;
   console.log(`thread scaling, ${args.config} config — ${result.cpu} (${result.logicalCores} logical cores), Node ${process.version}`);
   console.log('threads  images/s  fastest step  GFLOP/s  speed-up  efficiency  load average');
   for (const r of table) {
@@ -454,14 +457,7 @@ async function main(): Promise<void> {
     seconds: (performance.now() - started) / 1000,
   };
   if (!Number.isFinite(result.finalLoss)) throw new Error(`the training loss is not finite (${result.finalLoss}): the step is broken`);
-  if (args.out) {
-    makeDirs(path.dirname(args.out));
-    fs.writeFileSync(args.out, JSON.stringify(result, null, 1) + '\n');
-  }
-  if (args.json) {
-    console.log(JSON.stringify(result));
-    return;
-  }
+  if (saveAndPrintJson(result, args)) return;
   const f1 = (x: number): string => x.toFixed(1);
   console.log(`iBOT training step, ${args.config} config (batch ${B}, ${result.crops} crops) — ${result.backend}`);
   if (info.name === 'wasm') console.log(`  our wasm kernels: ${result.kernels ? `on (${kernelThreads} thread${kernelThreads === 1 ? '' : 's'}, ${simd})` : 'off (stock tfjs kernels)'}; Node ${process.version}`);
