@@ -1,16 +1,18 @@
 /**
- * Per-kernel profile of one iBOT training step of the `bench` config, with
- * random crops (development aid, not part of `npm run bench`):
- *   node dist/bench/profile.js [--stock] [--t1] [--rest]
- * --stock keeps tfjs's own kernels, --t1 runs single-threaded, --rest lists
- * every kernel but the products by shape. tf.profile
- * times each kernel synchronously, so the totals exceed a normal step.
+ * Per-kernel profile of one iBOT training step, with random crops (development aid, not part of
+ * `npm run bench`):
+ *   node dist/bench/profile.js [--config <preset>] [--stock] [--t1] [--rest]
+ * --config picks the recipe (default `bench`, the benchmark's; `fashion-mnist` is what `npm start`
+ * trains), --stock keeps tfjs's own kernels, --t1 runs single-threaded, --rest lists every kernel
+ * but the products by shape. tf.profile times each kernel synchronously, so the totals exceed a
+ * normal step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Crops } from '../src/train/ibot';
 import { buildModel } from '../src/train/config';
 import { pretrainPreset } from '../src/train/presets';
 import { Rng } from '../src/util/rng';
+import { tidy } from '../src/util/tidy';
 import { initBackend } from '../src/backend';
 import { registerWasmKernels, setAutoRegisterKernels } from '../src/kernels';
 
@@ -19,19 +21,21 @@ async function main(): Promise<void> {
   await initBackend({ quiet: true, threads });
   if (process.argv.includes('--stock')) setAutoRegisterKernels(false);
   else registerWasmKernels({ threads });
-  const cfg = pretrainPreset('bench');
+  const at = process.argv.indexOf('--config');
+  const cfg = pretrainPreset((at > 0 ? process.argv[at + 1] : 'bench') as Parameters<typeof pretrainPreset>[0]);
   const model = buildModel(cfg, 0);
-  const B = 64;
+  const B = cfg.batchSize;
   const rng = new Rng(1);
-  const G = 2;
-  const L = 4;
-  const crops: Crops = tf.tidy(() => {
-    const m = new Float32Array(G * B * 49);
+  const { globalCrops: G, localCrops: L, globalSize, localSize } = cfg.crops;
+  const C = cfg.model.vit.inChans;
+  const N = (globalSize / cfg.model.vit.patchSize) ** 2;
+  const crops: Crops = tidy((): Crops => {
+    const m = new Float32Array(G * B * N);
     for (let i = 0; i < m.length; i++) m[i] = rng.random() < 0.15 ? 1 : 0;
     return {
-      global: tf.randomNormal([G * B, 28, 28, 1], 0, 1, 'float32', 10) as tf.Tensor4D,
-      local: tf.randomNormal([L * B, 12, 12, 1], 0, 1, 'float32', 20) as tf.Tensor4D,
-      masks: tf.tensor2d(m, [G * B, 49]),
+      global: tf.randomNormal([G * B, globalSize, globalSize, C], 0, 1, 'float32', 10) as tf.Tensor4D,
+      local: L > 0 ? (tf.randomNormal([L * B, localSize, localSize, C], 0, 1, 'float32', 20) as tf.Tensor4D) : null,
+      masks: tf.tensor2d(m, [G * B, N]),
     };
   });
   const sched = { lr: 1e-4, wd: 0.04, momentum: 0.996, epoch: 2 };

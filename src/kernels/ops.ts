@@ -140,3 +140,43 @@ export function fusedLayerNorm<R extends tf.Tensor>(x: R, gamma: tf.Tensor, beta
 export function fusedLayerNormGrad<R extends tf.Tensor>(dy: tf.Tensor, xhat: R, rstd: tf.Tensor, gamma: tf.Tensor): R {
   return tf.engine().runKernel(KERNEL_NAMES.layerNormGrad, { dy, xhat, rstd, gamma }) as R;
 }
+
+/** The AdamW step's constants, as `fusedAdamW` applies them (see `AdamW` in src/train/optim.ts). */
+export interface AdamWStepConstants {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** √(1 − β2ᵗ): the second moment's bias correction. */
+  sqrtBc2: number;
+  /** The step size divided by the first moment's bias correction 1 − β1ᵗ. */
+  lr: number;
+  /** 1 − lr·weight decay (1 without decay): decoupled weight decay. */
+  keep: number;
+}
+
+/** Which parameter each slice of the flat vectors is, and its gradient factor (clipping). */
+export interface FlatSegments {
+  /** Parameter p holds elements [offsets[p], offsets[p+1]); offsets[0] = 0, the last = the vectors' size. */
+  offsets: number[];
+  /** Per parameter, the index of its factor in `coef` (−1: none). */
+  coefIndex: number[];
+  /** Gradient factors, e.g. per-parameter clipping (`clipCoefficients`); absent: all 1. */
+  coef?: tf.Tensor1D;
+}
+
+/**
+ * AdamW on flat vectors in one kernel: returns w', m', v' for weights w, gradient g and moments
+ * m, v (all the same size), each gradient element first scaled by its parameter's factor. The
+ * values are those of the op-by-op arithmetic bit for bit (wasm).
+ */
+export function fusedAdamW(w: tf.Tensor1D, g: tf.Tensor1D, m: tf.Tensor1D, v: tf.Tensor1D, k: AdamWStepConstants, seg: FlatSegments): { w: tf.Tensor1D; m: tf.Tensor1D; v: tf.Tensor1D } {
+  const inputs: tf.NamedTensorMap = seg.coef ? { w, g, m, v, coef: seg.coef } : { w, g, m, v };
+  const attrs = { ...k, offsets: seg.offsets, coefIndex: seg.coefIndex };
+  const [w1, m1, v1] = tf.engine().runKernel(KERNEL_NAMES.adamW, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor1D[];
+  return { w: w1, m: m1, v: v1 };
+}
+
+/** The teacher's EMA t·momentum + s·(1 − momentum) in one kernel (same values as the two products and the sum). */
+export function fusedEma<R extends tf.Tensor>(t: R, s: R, momentum: number): R {
+  return tf.engine().runKernel(KERNEL_NAMES.ema, { t, s }, { momentum } as unknown as tf.NamedAttrMap) as R;
+}

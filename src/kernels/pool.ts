@@ -15,7 +15,7 @@
 import { Worker } from 'worker_threads';
 
 /** Export names a chunk may call, in opcode order. */
-export const OPS = ['gemm', 'dense', 'bmm', 'transpose', 'gather_rows', 'colsum', 'exp', 'gelu', 'gelu_grad', 'attn_fwd', 'attn_bwd', 'ln_fwd', 'ln_bwd'] as const;
+export const OPS = ['gemm', 'dense', 'bmm', 'transpose', 'gather_rows', 'colsum', 'exp', 'gelu', 'gelu_grad', 'attn_fwd', 'attn_bwd', 'ln_fwd', 'ln_bwd', 'adamw', 'ema'] as const;
 export type OpName = (typeof OPS)[number];
 
 /** Most chunks in one call. */

@@ -43,6 +43,10 @@ export const KERNEL_NAMES = {
   attentionGrad: 'IbotAttentionGrad',
   layerNorm: 'IbotLayerNorm',
   layerNormGrad: 'IbotLayerNormGrad',
+  /** AdamW on flat vectors, the clipping factors applied per parameter (src/train/optim.ts). */
+  adamW: 'IbotAdamW',
+  /** The teacher's EMA t·m + s·(1 − m) on flat vectors (src/train/teacher.ts). */
+  ema: 'IbotEma',
   /** webgpu only (src/kernels/webgpu.ts): per-head q, k, v out of stacked qkv rows, and back. */
   qkvHeads: 'IbotQkvHeads',
   qkvHeadsGrad: 'IbotQkvHeadsGrad',
@@ -178,6 +182,8 @@ interface Product {
 
 /** Scratch slot of the K-split partial products (chunk slots are 0 … MAX_CHUNKS − 1). */
 const PARTIALS_SLOT = MAX_CHUNKS;
+/** Scratch slot of the optimizer kernel's parameter table and constants. */
+const OPTIM_SLOT = MAX_CHUNKS + 1;
 /** Scratch the K-split partials may take (a ViT-S/16 MLP weight is 2.4 MB of them per piece). */
 const PARTIALS_MAX_BYTES = 32 << 20;
 
@@ -657,6 +663,58 @@ function layerNormGrad(args: KernelArgs): TensorInfo {
   return dx;
 }
 
+/**
+ * IbotAdamW: one pass of AdamW over flat vectors w, g, m, v → [w', m', v'], each element's
+ * gradient first multiplied by its parameter's clipping factor: `coef[coefIndex[p]]` for the
+ * parameter p whose slice [offsets[p], offsets[p+1]) holds it (coefIndex −1 or no `coef`: 1).
+ * Attrs: offsets, coefIndex, and the constants beta1, beta2, eps, sqrtBc2 (√(1 − β2ᵗ)),
+ * lr (already divided by 1 − β1ᵗ) and keep (1 − lr·decay).
+ */
+function adamW(args: KernelArgs): TensorInfo[] {
+  const { w, g, m, v, coef } = args.inputs;
+  checkFloat(KERNEL_NAMES.adamW, w, g, m, v, ...(coef ? [coef] : []));
+  const a = args.attrs as { offsets: number[]; coefIndex: number[]; beta1: number; beta2: number; eps: number; sqrtBc2: number; lr: number; keep: number };
+  const n = prod(w.shape);
+  const P = a.coefIndex.length;
+  if ([g, m, v].some((t) => prod(t.shape) !== n) || a.offsets.length !== P + 1 || a.offsets[0] !== 0 || a.offsets[P] !== n) {
+    throw new Error(`${KERNEL_NAMES.adamW}: w, g, m, v must hold the same ${n} values and offsets (${a.offsets.length}) must cut them into ${P} parameters`);
+  }
+  const coefSize = coef ? prod(coef.shape) : 0;
+  if (a.coefIndex.some((c) => c >= coefSize)) throw new Error(`${KERNEL_NAMES.adamW}: a parameter's factor index is past the ${coefSize} factors given`);
+  const backend = args.backend as WasmBackendLike;
+  const outs = [backend.makeOutput(w.shape, 'float32'), backend.makeOutput(w.shape, 'float32'), backend.makeOutput(w.shape, 'float32')];
+  if (n === 0) return outs;
+  const k = kernelsFor(backend);
+  // [segs: P+1 i32][scales: P f32][constants: 8 f32], written after every allocation (growth detaches views).
+  const table = k.scratch((2 * P + 1 + 8) * 4, OPTIM_SLOT);
+  const heap = k.memory.buffer;
+  new Int32Array(heap, table, P + 1).set(a.offsets);
+  const scales = new Float32Array(heap, table + (P + 1) * 4, P);
+  const factors = coef ? new Float32Array(heap, k.offset(coef.dataId), coefSize) : undefined;
+  a.coefIndex.forEach((c, p) => (scales[p] = factors && c >= 0 ? factors[c] : 1));
+  const consts = table + (2 * P + 1) * 4;
+  new Float32Array(heap, consts, 8).set([a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.sqrtBc2, a.eps, a.keep, a.lr]);
+  const ptrs = [w, g, m, v, ...outs].map((t) => k.offset(t.dataId));
+  k.run(splitRange(n, partsFor(k, n), 4).map(([s, e]): Job => ['adamw', [...ptrs, s, e, table, table + (P + 1) * 4, P, consts]]));
+  return outs;
+}
+
+/** IbotEma: t·momentum + s·(1 − momentum) over flat vectors, one pass. */
+function ema(args: KernelArgs): TensorInfo {
+  const { t, s } = args.inputs;
+  checkFloat(KERNEL_NAMES.ema, t, s);
+  const n = prod(t.shape);
+  if (prod(s.shape) !== n) throw new Error(`${KERNEL_NAMES.ema}: teacher [${t.shape}] and student [${s.shape}] sizes differ`);
+  const mom = Number(args.attrs?.momentum);
+  const backend = args.backend as WasmBackendLike;
+  const out = backend.makeOutput(t.shape, 'float32');
+  if (n === 0) return out;
+  const k = kernelsFor(backend);
+  const [pt, ps, po] = [t, s, out].map((x) => k.offset(x.dataId));
+  k.run(splitRange(n, partsFor(k, n), 4).map(([a, b]): Job => ['ema', [pt + a * 4, ps + a * 4, po + a * 4, b - a, mom, 1 - mom]]));
+  return out;
+}
+
 type OurKernel = (args: KernelArgs) => TensorInfo | TensorInfo[];
 const OVERRIDES: Record<string, OurKernel> = {
   BatchMatMul: batchMatMul,
@@ -679,6 +737,8 @@ const NEW_KERNELS: Record<string, OurKernel> = {
   [KERNEL_NAMES.attentionGrad]: attentionGrad,
   [KERNEL_NAMES.layerNorm]: layerNorm,
   [KERNEL_NAMES.layerNormGrad]: layerNormGrad,
+  [KERNEL_NAMES.adamW]: adamW,
+  [KERNEL_NAMES.ema]: ema,
 };
 
 let registered = false;

@@ -6,6 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Param, usesWeightDecay } from '../model/params';
 import { FlatLayout, sumSquares } from './flat-params';
+import { KERNEL_NAMES } from '../kernels/register';
+import { fusedAdamW, hasKernel } from '../kernels/ops';
 
 export type Grads = Map<string, tf.Tensor>;
 
@@ -133,6 +135,10 @@ export class AdamW {
   }
 
   private updateFlat(g: Group, grads: Grads, lr: number, decay: number, scale?: GradScale): void {
+    if (hasKernel(KERNEL_NAMES.adamW)) {
+      this.updateFused(g, grads, lr, decay, scale);
+      return;
+    }
     const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
     // A GPU pays per dispatch: spread the factors over the flat vector with one gather and one
     // product. A CPU pays per pass over memory: one product per parameter is cheaper there.
@@ -151,6 +157,37 @@ export class AdamW {
       m0.assign(r.m);
       v0.assign(r.v);
       const next = g.layout.unflatten(r.w as tf.Tensor1D);
+      g.params.forEach((p, i) => p.variable.assign(next[i]));
+    });
+  }
+
+  /**
+   * `updateFlat` as one kernel (wasm): the clipping factors, both moments and the decayed weights
+   * in one pass over the group's flat vectors instead of a dozen, with the same values.
+   */
+  private updateFused(g: Group, grads: Grads, lr: number, decay: number, scale?: GradScale): void {
+    const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
+    const { beta1, beta2, eps } = this.config;
+    const step = g.steps[0];
+    tf.tidy(() => {
+      const grad = g.layout.flatten(g.params.map((p) => grads.get(p.name) as tf.Tensor));
+      const w = g.layout.flatten(g.params.map((p) => p.variable));
+      const r = fusedAdamW(
+        w,
+        grad,
+        m0 as tf.Tensor as tf.Tensor1D,
+        v0 as tf.Tensor as tf.Tensor1D,
+        // The constants exactly as `adam` computes them (float64, rounded to float32 once).
+        { beta1, beta2, eps, sqrtBc2: Math.sqrt(1 - beta2 ** step), lr: lr / (1 - beta1 ** step), keep: decay !== 0 ? 1 - lr * decay : 1 },
+        {
+          offsets: [...g.layout.offsets, g.layout.size],
+          coefIndex: g.params.map((p) => (scale ? AdamW.positionOf(p.name, scale) : -1)),
+          coef: scale?.coef,
+        },
+      );
+      m0.assign(r.m);
+      v0.assign(r.v);
+      const next = g.layout.unflatten(r.w);
       g.params.forEach((p, i) => p.variable.assign(next[i]));
     });
   }

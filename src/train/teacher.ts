@@ -6,6 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ParamSet } from '../model/params';
 import { FlatLayout } from './flat-params';
+import { KERNEL_NAMES } from '../kernels/register';
+import { fusedEma, hasKernel } from '../kernels/ops';
 
 /**
  * EMA-update every teacher parameter that has a same-named student parameter,
@@ -21,7 +23,9 @@ export function emaUpdate(teacher: ParamSet, student: ParamSet, momentum: number
   tf.tidy(() => {
     const t = layout.flatten(pairs.map((p) => p.t));
     const s = layout.flatten(pairs.map((p) => p.s));
-    const next = layout.unflatten(tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)) as tf.Tensor1D);
+    // One pass where the backend has the kernel (wasm), the same values as the two products and the sum.
+    const mixed = hasKernel(KERNEL_NAMES.ema) ? fusedEma(t, s, momentum) : (tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)) as tf.Tensor1D);
+    const next = layout.unflatten(mixed);
     pairs.forEach((p, i) => p.t.assign(next[i]));
   });
 }
