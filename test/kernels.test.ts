@@ -459,46 +459,51 @@ describe('wasm kernels', () => {
   });
 
   it('IbotAdamW and IbotEma give the op-by-op values bit for bit: odd parameter sizes, clipping factors, decay or not, split across threads', async () => {
+    const sizes = [5, 128, 3, 1, 3000, 0, 7];
+    const offsets = sizes.reduce((o, n) => [...o, o[o.length - 1] + n], [0]);
+    const n = offsets[sizes.length];
+    const pieces = (a: Float32Array): tf.Tensor[] => sizes.map((sz, p) => tf.tensor1d(a.subarray(offsets[p], offsets[p] + sz)));
+    const values = (ts: tf.Tensor[]): number[] => ts.flatMap((t) => Array.from(t.dataSync()));
+    const coef = [0.5, 1, 0.25, 2, 0.75, 1.5, 0.1];
+    const coefIndex = [3, 0, -1, 6, 1, 2, 4];
     for (const split of [false, true]) {
       setParallelThresholds(split ? 0 : 4e6, split ? 0 : 1 << 16);
-      const sizes = [5, 128, 3, 1, 1000, 0, 7];
-      const offsets = sizes.reduce((o, n) => [...o, o[o.length - 1] + n], [0]);
-      const n = offsets[sizes.length];
-      const coef = [0.5, 1, 0.25, 2, 0.75, 1.5, 0.1];
-      const coefIndex = [3, 0, -1, 6, 1, 2, 4];
       const [w, g, m] = [randArray(n), randArray(n), randArray(n, 0.1)];
       const v = Float32Array.from(randArray(n), (x) => 0.01 * x * x);
       for (const [decay, step, withCoef] of [[0, 1, true], [0.04, 3, true], [0.04, 2, false]] as Array<[number, number, boolean]>) {
         const [beta1, beta2, eps, lr] = [0.9, 0.999, 1e-8, 1e-3];
         const got = tf.tidy(() => {
-          const r = fusedAdamW(tf.tensor1d(w), tf.tensor1d(g), tf.tensor1d(m), tf.tensor1d(v),
+          const r = fusedAdamW(pieces(w), pieces(g), tf.tensor1d(m), tf.tensor1d(v),
             { beta1, beta2, eps, sqrtBc2: Math.sqrt(1 - beta2 ** step), lr: lr / (1 - beta1 ** step), keep: decay ? 1 - lr * decay : 1 },
-            { offsets, coefIndex: withCoef ? coefIndex : coefIndex.map(() => -1), coef: withCoef ? tf.tensor1d(coef) : undefined });
-          return [r.w, r.m, r.v].map((t) => Array.from(t.dataSync()));
+            { coefIndex: withCoef ? coefIndex : coefIndex.map(() => -1), coef: withCoef ? tf.tensor1d(coef) : undefined });
+          r.ws.forEach((t, p) => assert.deepEqual(t.shape, [sizes[p]]));
+          return [values(r.ws), values([r.m]), values([r.v])];
         });
-        // The arithmetic of AdamW.adam in src/train/optim.ts, one tfjs op at a time.
+        // The arithmetic of AdamW.adam in src/train/optim.ts, one tfjs op at a time on flat vectors.
         const want = tf.tidy(() => {
-          const gs = tf.concat(sizes.map((sz, p) => tf.mul(tf.slice(tf.tensor1d(g), [offsets[p]], [sz]), withCoef && coefIndex[p] >= 0 ? coef[coefIndex[p]] : 1)));
+          const gs = tf.concat(pieces(g).map((t, p) => tf.mul(t, withCoef && coefIndex[p] >= 0 ? coef[coefIndex[p]] : 1)));
           const m1 = tf.add(tf.mul(tf.tensor1d(m), beta1), tf.mul(gs, 1 - beta1));
           const v1 = tf.add(tf.mul(tf.tensor1d(v), beta2), tf.mul(tf.square(gs), 1 - beta2));
           const denom = tf.add(tf.div(tf.sqrt(v1), Math.sqrt(1 - beta2 ** step)), eps);
           const w0 = tf.tensor1d(w);
           const w1 = tf.sub(decay ? tf.mul(w0, 1 - lr * decay) : w0, tf.mul(tf.div(m1, denom), lr / (1 - beta1 ** step)));
-          return [w1, m1, v1].map((t) => Array.from(t.dataSync()));
+          return [values([w1]), values([m1]), values([v1])];
         });
         ['w', 'm', 'v'].forEach((name, i) => assert.deepEqual(got[i], want[i], `${name}' (decay ${decay}, step ${step}, factors ${withCoef}${split ? ', split' : ''})`));
       }
       for (const mom of [0.996, 0.5]) {
         const [t, s] = [randArray(n), randArray(n)];
-        const got = tf.tidy(() => Array.from(fusedEma(tf.tensor1d(t), tf.tensor1d(s), mom).dataSync()));
-        const want = tf.tidy(() => Array.from(tf.add(tf.mul(tf.tensor1d(t), mom), tf.mul(tf.tensor1d(s), 1 - mom)).dataSync()));
-        assert.deepEqual(got, want, `EMA momentum ${mom}`);
+        const got = tf.tidy(() => values(fusedEma(pieces(t), pieces(s), mom)));
+        const want = tf.tidy(() => values([tf.add(tf.mul(tf.tensor1d(t), mom), tf.mul(tf.tensor1d(s), 1 - mom))]));
+        assert.deepEqual(got, want, `EMA momentum ${mom}${split ? ', split' : ''}`);
       }
     }
     setParallelThresholds();
-    // Malformed tables are refused, not read past.
-    assert.throws(() => tf.tidy(() => fusedAdamW(tf.ones([4]), tf.ones([4]), tf.ones([4]), tf.ones([4]), { beta1: 0.9, beta2: 0.999, eps: 1e-8, sqrtBc2: 1, lr: 1, keep: 1 }, { offsets: [0, 2, 5], coefIndex: [-1, -1] })), /offsets/);
-    assert.throws(() => tf.tidy(() => fusedAdamW(tf.ones([4]), tf.ones([4]), tf.ones([4]), tf.ones([4]), { beta1: 0.9, beta2: 0.999, eps: 1e-8, sqrtBc2: 1, lr: 1, keep: 1 }, { offsets: [0, 4], coefIndex: [2], coef: tf.ones([2]) as tf.Tensor1D })), /factor index/);
+    // Mismatched lists are refused, not read past.
+    const k = { beta1: 0.9, beta2: 0.999, eps: 1e-8, sqrtBc2: 1, lr: 1, keep: 1 };
+    assert.throws(() => tf.tidy(() => { fusedAdamW([tf.ones([4])], [tf.ones([3])], tf.ones([4]) as tf.Tensor1D, tf.ones([4]) as tf.Tensor1D, k, { coefIndex: [-1] }); }), /match/);
+    assert.throws(() => tf.tidy(() => { fusedAdamW([tf.ones([4])], [tf.ones([4])], tf.ones([4]) as tf.Tensor1D, tf.ones([4]) as tf.Tensor1D, k, { coefIndex: [2], coef: tf.ones([2]) as tf.Tensor1D }); }), /factor index/);
+    assert.throws(() => tf.tidy(() => { fusedEma([tf.ones([4])], [tf.ones([5])], 0.9); }), /match/);
   });
 
   it('LayerNorm forward and input gradient match a float64 reference (rows split across threads too)', async () => {

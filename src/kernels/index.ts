@@ -1,7 +1,7 @@
 /** Custom SIMD kernels for the tfjs wasm backend; see register.ts for what they replace. */
 export { registerWasmKernels, setParallelThresholds, unregisterWasmKernels, wasmKernelsRegistered, wasmKernelOptions, KERNEL_NAMES, simplifyPermutation } from './register';
 export type { KernelOptions } from './register';
-export type { AdamWStepConstants, FlatSegments } from './ops';
+export type { AdamWStepConstants } from './ops';
 export type { StackedBatches } from './stacked';
 export { hasFusedKernels, hasKernel, setAutoRegisterKernels, fusedDenseGelu, fusedGelu, fusedGeluGrad, fusedAttention, fusedAttentionGrad, fusedAttentionStacked, fusedAttentionStackedGrad, fusedLayerNorm, fusedLayerNormGrad, fusedAdamW, fusedEma, qkvHeads, softmaxGrad } from './ops';
 export { registerWebGPUKernels, unregisterWebGPUKernels, webgpuDispatches } from './webgpu';

@@ -797,27 +797,26 @@
         (br $v))))
 
   ;; ---------------------------------------------------------------------
-  ;; Optimizer and teacher updates on flat parameter vectors. Plain
+  ;; Optimizer and teacher updates, a parameter (or a piece of one) per call. Plain
   ;; multiplies and adds in the order of the op-by-op code in src/train
   ;; (optim.ts `adam`, teacher.ts `emaUpdate`), no fused multiply-adds: the
   ;; results are bit for bit those of that code, in one pass instead of a
   ;; dozen.
   ;; ---------------------------------------------------------------------
 
-  ;; AdamW on floats i0 <= i < i1 of the flat vectors w, g, m, v (outputs wo, mo, vo):
+  ;; AdamW on n floats of one parameter: weights w and gradient g (outputs wo),
+  ;; moments m and v (outputs mo, vo), the gradient first multiplied by the
+  ;; parameter's factor s (clipping):
   ;;   g' = g*s ; m' = m*b1 + g'*(1-b1) ; v' = v*b2 + (g'*g')*(1-b2)
   ;;   w' = w*keep - (m' / (sqrt(v')/sb2 + eps)) * lr
-  ;; s is the gradient factor of the parameter the element belongs to:
-  ;; segs [P+1] (i32) holds the parameters' offsets in the vectors, scales [P]
-  ;; (f32) their factors. k [8] (f32): b1, 1-b1, b2, 1-b2, sb2, eps, keep, lr.
+  ;; k [8] (f32): b1, 1-b1, b2, 1-b2, sb2, eps, keep, lr.
   (func (export "adamw") (param $w i32) (param $g i32) (param $m i32) (param $v i32)
-    (param $wo i32) (param $mo i32) (param $vo i32) (param $i0 i32) (param $i1 i32)
-    (param $segs i32) (param $scales i32) (param $P i32) (param $k i32)
-    (local $p i32) (local $e i32) (local $i i32) (local $o i32)
+    (param $wo i32) (param $mo i32) (param $vo i32) (param $n i32) (param $sf f32) (param $k i32)
+    (local $o i32) (local $e i32)
     (local $s v128) (local $b1 v128) (local $c1 v128) (local $b2 v128) (local $c2 v128)
     (local $sb2 v128) (local $eps v128) (local $keep v128) (local $lr v128)
-    (local $gv v128) (local $mv v128) (local $vv v128)
-    (local $sf f32) (local $gf f32) (local $mf f32) (local $vf f32)
+    (local $gv v128) (local $mv v128) (local $vv v128) (local $gf f32) (local $mf f32) (local $vf f32)
+    (local.set $s (f32x4.splat (local.get $sf)))
     (local.set $b1 (v128.load32_splat (local.get $k)))
     (local.set $c1 (v128.load32_splat offset=4 (local.get $k)))
     (local.set $b2 (v128.load32_splat offset=8 (local.get $k)))
@@ -826,62 +825,43 @@
     (local.set $eps (v128.load32_splat offset=20 (local.get $k)))
     (local.set $keep (v128.load32_splat offset=24 (local.get $k)))
     (local.set $lr (v128.load32_splat offset=28 (local.get $k)))
-    ;; the parameter holding i0: the first p with i0 < segs[p+1]
-    (block $found
-      (loop $seek
-        (br_if $found (i32.lt_s (local.get $i0) (i32.load offset=4 (i32.add (local.get $segs) (i32.shl (local.get $p) (i32.const 2))))))
-        (local.set $p (i32.add (local.get $p) (i32.const 1)))
-        (br_if $seek (i32.lt_s (local.get $p) (local.get $P)))))
-    (local.set $i (local.get $i0))
-    (block $done
-      (loop $runs
-        (br_if $done (i32.ge_s (local.get $i) (local.get $i1)))
-        (br_if $done (i32.ge_s (local.get $p) (local.get $P)))
-        ;; one parameter's part of the range: [i, e)
-        (local.set $e (i32.load offset=4 (i32.add (local.get $segs) (i32.shl (local.get $p) (i32.const 2)))))
-        (if (i32.gt_s (local.get $e) (local.get $i1)) (then (local.set $e (local.get $i1))))
-        (local.set $s (v128.load32_splat (i32.add (local.get $scales) (i32.shl (local.get $p) (i32.const 2)))))
-        (block $vd
-          (loop $vl
-            (br_if $vd (i32.gt_s (i32.add (local.get $i) (i32.const 4)) (local.get $e)))
-            (local.set $o (i32.shl (local.get $i) (i32.const 2)))
-            (local.set $gv (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $o))) (local.get $s)))
-            (local.set $mv (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $o))) (local.get $b1))
-                                      (f32x4.mul (local.get $gv) (local.get $c1))))
-            (local.set $vv (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $o))) (local.get $b2))
-                                      (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (local.get $c2))))
-            (v128.store (i32.add (local.get $mo) (local.get $o)) (local.get $mv))
-            (v128.store (i32.add (local.get $vo) (local.get $o)) (local.get $vv))
-            (v128.store (i32.add (local.get $wo) (local.get $o))
-              (f32x4.sub (f32x4.mul (v128.load (i32.add (local.get $w) (local.get $o))) (local.get $keep))
-                         (f32x4.mul (f32x4.div (local.get $mv)
-                                               (f32x4.add (f32x4.div (f32x4.sqrt (local.get $vv)) (local.get $sb2)) (local.get $eps)))
-                                    (local.get $lr))))
-            (local.set $i (i32.add (local.get $i) (i32.const 4)))
-            (br $vl)))
-        ;; the run's last 1-3 elements, the same arithmetic in scalars
-        (local.set $sf (f32x4.extract_lane 0 (local.get $s)))
-        (block $sd
-          (loop $sl
-            (br_if $sd (i32.ge_s (local.get $i) (local.get $e)))
-            (local.set $o (i32.shl (local.get $i) (i32.const 2)))
-            (local.set $gf (f32.mul (f32.load (i32.add (local.get $g) (local.get $o))) (local.get $sf)))
-            (local.set $mf (f32.add (f32.mul (f32.load (i32.add (local.get $m) (local.get $o))) (f32x4.extract_lane 0 (local.get $b1)))
-                                    (f32.mul (local.get $gf) (f32x4.extract_lane 0 (local.get $c1)))))
-            (local.set $vf (f32.add (f32.mul (f32.load (i32.add (local.get $v) (local.get $o))) (f32x4.extract_lane 0 (local.get $b2)))
-                                    (f32.mul (f32.mul (local.get $gf) (local.get $gf)) (f32x4.extract_lane 0 (local.get $c2)))))
-            (f32.store (i32.add (local.get $mo) (local.get $o)) (local.get $mf))
-            (f32.store (i32.add (local.get $vo) (local.get $o)) (local.get $vf))
-            (f32.store (i32.add (local.get $wo) (local.get $o))
-              (f32.sub (f32.mul (f32.load (i32.add (local.get $w) (local.get $o))) (f32x4.extract_lane 0 (local.get $keep)))
-                       (f32.mul (f32.div (local.get $mf)
-                                         (f32.add (f32.div (f32.sqrt (local.get $vf)) (f32x4.extract_lane 0 (local.get $sb2)))
-                                                  (f32x4.extract_lane 0 (local.get $eps))))
-                                (f32x4.extract_lane 0 (local.get $lr)))))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br $sl)))
-        (local.set $p (i32.add (local.get $p) (i32.const 1)))
-        (br $runs))))
+    (local.set $e (i32.shl (local.get $n) (i32.const 2)))
+    (block $vd
+      (loop $vl
+        (br_if $vd (i32.gt_s (i32.add (local.get $o) (i32.const 16)) (local.get $e)))
+        (local.set $gv (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $o))) (local.get $s)))
+        (local.set $mv (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $o))) (local.get $b1))
+                                  (f32x4.mul (local.get $gv) (local.get $c1))))
+        (local.set $vv (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $o))) (local.get $b2))
+                                  (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (local.get $c2))))
+        (v128.store (i32.add (local.get $mo) (local.get $o)) (local.get $mv))
+        (v128.store (i32.add (local.get $vo) (local.get $o)) (local.get $vv))
+        (v128.store (i32.add (local.get $wo) (local.get $o))
+          (f32x4.sub (f32x4.mul (v128.load (i32.add (local.get $w) (local.get $o))) (local.get $keep))
+                     (f32x4.mul (f32x4.div (local.get $mv)
+                                           (f32x4.add (f32x4.div (f32x4.sqrt (local.get $vv)) (local.get $sb2)) (local.get $eps)))
+                                (local.get $lr))))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $vl)))
+    ;; the last 1-3 elements, the same arithmetic in scalars
+    (block $sd
+      (loop $sl
+        (br_if $sd (i32.ge_s (local.get $o) (local.get $e)))
+        (local.set $gf (f32.mul (f32.load (i32.add (local.get $g) (local.get $o))) (local.get $sf)))
+        (local.set $mf (f32.add (f32.mul (f32.load (i32.add (local.get $m) (local.get $o))) (f32x4.extract_lane 0 (local.get $b1)))
+                                (f32.mul (local.get $gf) (f32x4.extract_lane 0 (local.get $c1)))))
+        (local.set $vf (f32.add (f32.mul (f32.load (i32.add (local.get $v) (local.get $o))) (f32x4.extract_lane 0 (local.get $b2)))
+                                (f32.mul (f32.mul (local.get $gf) (local.get $gf)) (f32x4.extract_lane 0 (local.get $c2)))))
+        (f32.store (i32.add (local.get $mo) (local.get $o)) (local.get $mf))
+        (f32.store (i32.add (local.get $vo) (local.get $o)) (local.get $vf))
+        (f32.store (i32.add (local.get $wo) (local.get $o))
+          (f32.sub (f32.mul (f32.load (i32.add (local.get $w) (local.get $o))) (f32x4.extract_lane 0 (local.get $keep)))
+                   (f32.mul (f32.div (local.get $mf)
+                                     (f32.add (f32.div (f32.sqrt (local.get $vf)) (f32x4.extract_lane 0 (local.get $sb2)))
+                                              (f32x4.extract_lane 0 (local.get $eps))))
+                            (f32x4.extract_lane 0 (local.get $lr)))))
+        (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (br $sl))))
 
   ;; Teacher EMA: out = t*a + s*b for n floats (a = momentum, b = 1 - momentum).
   (func (export "ema") (param $t i32) (param $s i32) (param $out i32) (param $n i32) (param $a f32) (param $b f32)

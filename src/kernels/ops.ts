@@ -154,29 +154,36 @@ export interface AdamWStepConstants {
   keep: number;
 }
 
-/** Which parameter each slice of the flat vectors is, and its gradient factor (clipping). */
-export interface FlatSegments {
-  /** Parameter p holds elements [offsets[p], offsets[p+1]); offsets[0] = 0, the last = the vectors' size. */
-  offsets: number[];
-  /** Per parameter, the index of its factor in `coef` (−1: none). */
-  coefIndex: number[];
-  /** Gradient factors, e.g. per-parameter clipping (`clipCoefficients`); absent: all 1. */
-  coef?: tf.Tensor1D;
-}
-
 /**
- * AdamW on flat vectors in one kernel: returns w', m', v' for weights w, gradient g and moments
- * m, v (all the same size), each gradient element first scaled by its parameter's factor. The
- * values are those of the op-by-op arithmetic bit for bit (wasm).
+ * AdamW on a list of parameters in one kernel (wasm): returns the new weights (one tensor per
+ * parameter) and moments for weights `ws`, gradients `gs` (shapes alike) and flat moments m, v
+ * (parameter after parameter). Parameter p's gradient is first multiplied by
+ * `coef[coefIndex[p]]` (−1 or no `coef`: by 1). The values are those of the op-by-op arithmetic
+ * bit for bit.
  */
-export function fusedAdamW(w: tf.Tensor1D, g: tf.Tensor1D, m: tf.Tensor1D, v: tf.Tensor1D, k: AdamWStepConstants, seg: FlatSegments): { w: tf.Tensor1D; m: tf.Tensor1D; v: tf.Tensor1D } {
-  const inputs: tf.NamedTensorMap = seg.coef ? { w, g, m, v, coef: seg.coef } : { w, g, m, v };
-  const attrs = { ...k, offsets: seg.offsets, coefIndex: seg.coefIndex };
-  const [w1, m1, v1] = tf.engine().runKernel(KERNEL_NAMES.adamW, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor1D[];
-  return { w: w1, m: m1, v: v1 };
+export function fusedAdamW(
+  ws: readonly tf.Tensor[],
+  gs: readonly tf.Tensor[],
+  m: tf.Tensor1D,
+  v: tf.Tensor1D,
+  k: AdamWStepConstants,
+  factors: { coefIndex: readonly number[]; coef?: tf.Tensor1D },
+): { ws: tf.Tensor[]; m: tf.Tensor1D; v: tf.Tensor1D } {
+  if (gs.length !== ws.length || factors.coefIndex.length !== ws.length) throw new Error(`fusedAdamW: ${ws.length} weights, ${gs.length} gradients and ${factors.coefIndex.length} factor indices`);
+  const inputs: tf.NamedTensorMap = { m, v };
+  if (factors.coef) inputs.coef = factors.coef;
+  ws.forEach((w, p) => (inputs[`w${p}`] = w));
+  gs.forEach((g, p) => (inputs[`g${p}`] = g));
+  const attrs = { ...k, coefIndex: [...factors.coefIndex] };
+  const [m1, v1, ...w1] = tf.engine().runKernel(KERNEL_NAMES.adamW, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { ws: w1, m: m1 as tf.Tensor1D, v: v1 as tf.Tensor1D };
 }
 
-/** The teacher's EMA t·momentum + s·(1 − momentum) in one kernel (same values as the two products and the sum). */
-export function fusedEma<R extends tf.Tensor>(t: R, s: R, momentum: number): R {
-  return tf.engine().runKernel(KERNEL_NAMES.ema, { t, s }, { momentum } as unknown as tf.NamedAttrMap) as R;
+/** The teacher's EMA t·momentum + s·(1 − momentum) for each pair (ts[i], ss[i]), one kernel (same values as the two products and the sum). */
+export function fusedEma(ts: readonly tf.Tensor[], ss: readonly tf.Tensor[], momentum: number): tf.Tensor[] {
+  if (ts.length !== ss.length) throw new Error(`fusedEma: ${ts.length} teacher and ${ss.length} student tensors`);
+  const inputs: tf.NamedTensorMap = {};
+  ts.forEach((t, p) => (inputs[`t${p}`] = t));
+  ss.forEach((s, p) => (inputs[`s${p}`] = s));
+  return tf.engine().runKernel(KERNEL_NAMES.ema, inputs, { momentum, count: ts.length } as unknown as tf.NamedAttrMap) as tf.Tensor[];
 }

@@ -43,9 +43,9 @@ export const KERNEL_NAMES = {
   attentionGrad: 'IbotAttentionGrad',
   layerNorm: 'IbotLayerNorm',
   layerNormGrad: 'IbotLayerNormGrad',
-  /** AdamW on flat vectors, the clipping factors applied per parameter (src/train/optim.ts). */
+  /** AdamW on a list of parameters, the clipping factors applied per parameter (src/train/optim.ts). */
   adamW: 'IbotAdamW',
-  /** The teacher's EMA t·m + s·(1 − m) on flat vectors (src/train/teacher.ts). */
+  /** The teacher's EMA t·m + s·(1 − m) on a list of parameters (src/train/teacher.ts). */
   ema: 'IbotEma',
   /** webgpu only (src/kernels/webgpu.ts): per-head q, k, v out of stacked qkv rows, and back. */
   qkvHeads: 'IbotQkvHeads',
@@ -664,55 +664,84 @@ function layerNormGrad(args: KernelArgs): TensorInfo {
 }
 
 /**
- * IbotAdamW: one pass of AdamW over flat vectors w, g, m, v → [w', m', v'], each element's
- * gradient first multiplied by its parameter's clipping factor: `coef[coefIndex[p]]` for the
- * parameter p whose slice [offsets[p], offsets[p+1]) holds it (coefIndex −1 or no `coef`: 1).
- * Attrs: offsets, coefIndex, and the constants beta1, beta2, eps, sqrtBc2 (√(1 − β2ᵗ)),
- * lr (already divided by 1 − β1ᵗ) and keep (1 − lr·decay).
+ * Pieces of parameters for a parallel call: parameter p's elements cut into runs of at most
+ * ⌈total / chunks⌉, so a large parameter spreads over the threads and small ones stay whole.
+ * Run in batches of at most MAX_CHUNKS jobs (a ViT-S/16 has 150 parameters).
+ */
+function runPieces(k: WasmKernels, sizes: number[], job: (p: number, start: number, count: number) => Job): void {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const piece = Math.max(1024, Math.ceil(total / partsFor(k, total) / 4) * 4);
+  const jobs: Job[] = [];
+  sizes.forEach((n, p) => {
+    for (let s = 0; s < n; s += piece) jobs.push(job(p, s, Math.min(piece, n - s)));
+  });
+  for (let i = 0; i < jobs.length; i += MAX_CHUNKS) k.run(jobs.slice(i, i + MAX_CHUNKS));
+}
+
+/** Inputs named prefix0, prefix1, … (parameter lists passed to one kernel). */
+function listed(inputs: Record<string, TensorInfo>, prefix: string, P: number, kernel: string): TensorInfo[] {
+  return Array.from({ length: P }, (_, p) => {
+    const t = inputs[`${prefix}${p}`];
+    if (!t) throw new Error(`${kernel}: input ${prefix}${p} missing (expected ${P} parameters)`);
+    return t;
+  });
+}
+
+/**
+ * IbotAdamW: AdamW on P parameters in one pass each: inputs w0…, g0… (weights and gradients,
+ * shapes alike), m and v (the moments, flat, parameter after parameter) and optional coef
+ * (gradient factors, e.g. clipping: parameter p's gradient is multiplied by coef[coefIndex[p]],
+ * none for −1). Outputs [m', v', w'0, …]. Attrs: coefIndex and the constants beta1, beta2, eps,
+ * sqrtBc2 (√(1 − β2ᵗ)), lr (already divided by 1 − β1ᵗ) and keep (1 − lr·decay).
  */
 function adamW(args: KernelArgs): TensorInfo[] {
-  const { w, g, m, v, coef } = args.inputs;
-  checkFloat(KERNEL_NAMES.adamW, w, g, m, v, ...(coef ? [coef] : []));
-  const a = args.attrs as { offsets: number[]; coefIndex: number[]; beta1: number; beta2: number; eps: number; sqrtBc2: number; lr: number; keep: number };
-  const n = prod(w.shape);
+  const a = args.attrs as { coefIndex: number[]; beta1: number; beta2: number; eps: number; sqrtBc2: number; lr: number; keep: number };
   const P = a.coefIndex.length;
-  if ([g, m, v].some((t) => prod(t.shape) !== n) || a.offsets.length !== P + 1 || a.offsets[0] !== 0 || a.offsets[P] !== n) {
-    throw new Error(`${KERNEL_NAMES.adamW}: w, g, m, v must hold the same ${n} values and offsets (${a.offsets.length}) must cut them into ${P} parameters`);
+  const { m, v, coef } = args.inputs;
+  const ws = listed(args.inputs, 'w', P, KERNEL_NAMES.adamW);
+  const gs = listed(args.inputs, 'g', P, KERNEL_NAMES.adamW);
+  checkFloat(KERNEL_NAMES.adamW, m, v, ...ws, ...gs, ...(coef ? [coef] : []));
+  const sizes = ws.map((t) => prod(t.shape));
+  const n = sizes.reduce((x, y) => x + y, 0);
+  if (gs.some((g, p) => prod(g.shape) !== sizes[p]) || prod(m.shape) !== n || prod(v.shape) !== n) {
+    throw new Error(`${KERNEL_NAMES.adamW}: each gradient must match its weights, and the moments hold all ${n} values`);
   }
   const coefSize = coef ? prod(coef.shape) : 0;
   if (a.coefIndex.some((c) => c >= coefSize)) throw new Error(`${KERNEL_NAMES.adamW}: a parameter's factor index is past the ${coefSize} factors given`);
   const backend = args.backend as WasmBackendLike;
-  const outs = [backend.makeOutput(w.shape, 'float32'), backend.makeOutput(w.shape, 'float32'), backend.makeOutput(w.shape, 'float32')];
+  const outs = [backend.makeOutput(m.shape, 'float32'), backend.makeOutput(v.shape, 'float32'), ...ws.map((w) => backend.makeOutput(w.shape, 'float32'))];
   if (n === 0) return outs;
   const k = kernelsFor(backend);
-  // [segs: P+1 i32][scales: P f32][constants: 8 f32], written after every allocation (growth detaches views).
-  const table = k.scratch((2 * P + 1 + 8) * 4, OPTIM_SLOT);
-  const heap = k.memory.buffer;
-  new Int32Array(heap, table, P + 1).set(a.offsets);
-  const scales = new Float32Array(heap, table + (P + 1) * 4, P);
-  const factors = coef ? new Float32Array(heap, k.offset(coef.dataId), coefSize) : undefined;
-  a.coefIndex.forEach((c, p) => (scales[p] = factors && c >= 0 ? factors[c] : 1));
-  const consts = table + (2 * P + 1) * 4;
-  new Float32Array(heap, consts, 8).set([a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.sqrtBc2, a.eps, a.keep, a.lr]);
-  const ptrs = [w, g, m, v, ...outs].map((t) => k.offset(t.dataId));
-  k.run(splitRange(n, partsFor(k, n), 4).map(([s, e]): Job => ['adamw', [...ptrs, s, e, table, table + (P + 1) * 4, P, consts]]));
+  const consts = k.scratch(8 * 4, OPTIM_SLOT);
+  // Views only after every allocation (growing the heap detaches them).
+  new Float32Array(k.memory.buffer, consts, 8).set([a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.sqrtBc2, a.eps, a.keep, a.lr]);
+  const factors = coef ? new Float32Array(k.memory.buffer, k.offset(coef.dataId), coefSize) : undefined;
+  const scales = a.coefIndex.map((c) => (factors && c >= 0 ? factors[c] : 1));
+  const [pm, pv, pmo, pvo] = [m, v, outs[0], outs[1]].map((t) => k.offset(t.dataId));
+  const [pw, pg, pwo] = [ws, gs, outs.slice(2)].map((l) => l.map((t) => k.offset(t.dataId)));
+  const start = sizes.reduce((o, sz) => [...o, o[o.length - 1] + sz], [0]);
+  runPieces(k, sizes, (p, s, c): Job => {
+    const i = (start[p] + s) * 4;
+    return ['adamw', [pw[p] + s * 4, pg[p] + s * 4, pm + i, pv + i, pwo[p] + s * 4, pmo + i, pvo + i, c, scales[p], consts]];
+  });
   return outs;
 }
 
-/** IbotEma: t·momentum + s·(1 − momentum) over flat vectors, one pass. */
-function ema(args: KernelArgs): TensorInfo {
-  const { t, s } = args.inputs;
-  checkFloat(KERNEL_NAMES.ema, t, s);
-  const n = prod(t.shape);
-  if (prod(s.shape) !== n) throw new Error(`${KERNEL_NAMES.ema}: teacher [${t.shape}] and student [${s.shape}] sizes differ`);
+/** IbotEma: t·momentum + s·(1 − momentum) for P parameter pairs (inputs t0…, s0…; outputs one per pair). */
+function ema(args: KernelArgs): TensorInfo[] {
+  const P = Number(args.attrs?.count);
+  const ts = listed(args.inputs, 't', P, KERNEL_NAMES.ema);
+  const ss = listed(args.inputs, 's', P, KERNEL_NAMES.ema);
+  checkFloat(KERNEL_NAMES.ema, ...ts, ...ss);
+  const sizes = ts.map((t) => prod(t.shape));
+  if (ss.some((x, p) => prod(x.shape) !== sizes[p])) throw new Error(`${KERNEL_NAMES.ema}: each teacher tensor must match its student tensor`);
   const mom = Number(args.attrs?.momentum);
   const backend = args.backend as WasmBackendLike;
-  const out = backend.makeOutput(t.shape, 'float32');
-  if (n === 0) return out;
+  const outs = ts.map((t) => backend.makeOutput(t.shape, 'float32'));
   const k = kernelsFor(backend);
-  const [pt, ps, po] = [t, s, out].map((x) => k.offset(x.dataId));
-  k.run(splitRange(n, partsFor(k, n), 4).map(([a, b]): Job => ['ema', [pt + a * 4, ps + a * 4, po + a * 4, b - a, mom, 1 - mom]]));
-  return out;
+  const [pt, ps, po] = [ts, ss, outs].map((l) => l.map((t) => k.offset(t.dataId)));
+  runPieces(k, sizes, (p, s, c): Job => ['ema', [pt[p] + s * 4, ps[p] + s * 4, po[p] + s * 4, c, mom, 1 - mom]]);
+  return outs;
 }
 
 type OurKernel = (args: KernelArgs) => TensorInfo | TensorInfo[];

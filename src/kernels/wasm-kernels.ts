@@ -45,8 +45,8 @@ export interface KernelExports {
   ln_bwd(dy: number, xhat: number, rstd: number, g: number, dx: number, r0: number, r1: number, D: number): void;
   attn_fwd(qkv: number, out: number, probs: number, b0: number, b1: number, N: number, H: number, d: number, scale: number, ws: number): void;
   attn_bwd(qkv: number, probs: number, dout: number, dqkv: number, b0: number, b1: number, N: number, H: number, d: number, scale: number, ws: number): void;
-  /** AdamW on elements [i0, i1) of flat vectors; segs [P+1] parameter offsets, scales [P] gradient factors, k [8] constants. */
-  adamw(w: number, g: number, m: number, v: number, wo: number, mo: number, vo: number, i0: number, i1: number, segs: number, scales: number, P: number, k: number): void;
+  /** AdamW on n floats of one parameter (gradient factor s); k [8] constants. */
+  adamw(w: number, g: number, m: number, v: number, wo: number, mo: number, vo: number, n: number, s: number, k: number): void;
   /** out = t·a + s·b over n floats. */
   ema(t: number, s: number, out: number, n: number, a: number, b: number): void;
 }

@@ -162,33 +162,27 @@ export class AdamW {
   }
 
   /**
-   * `updateFlat` as one kernel (wasm): the clipping factors, both moments and the decayed weights
-   * in one pass over the group's flat vectors instead of a dozen, with the same values.
+   * `updateFlat` as one kernel (wasm): each parameter's weights, gradient (times its clipping
+   * factor) and moments in one pass instead of a dozen, straight from the parameters' own
+   * tensors (no flattening), with the same values.
    */
   private updateFused(g: Group, grads: Grads, lr: number, decay: number, scale?: GradScale): void {
     const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
     const { beta1, beta2, eps } = this.config;
     const step = g.steps[0];
     tf.tidy(() => {
-      const grad = g.layout.flatten(g.params.map((p) => grads.get(p.name) as tf.Tensor));
-      const w = g.layout.flatten(g.params.map((p) => p.variable));
       const r = fusedAdamW(
-        w,
-        grad,
+        g.params.map((p) => p.variable),
+        g.params.map((p) => grads.get(p.name) as tf.Tensor),
         m0 as tf.Tensor as tf.Tensor1D,
         v0 as tf.Tensor as tf.Tensor1D,
         // The constants exactly as `adam` computes them (float64, rounded to float32 once).
         { beta1, beta2, eps, sqrtBc2: Math.sqrt(1 - beta2 ** step), lr: lr / (1 - beta1 ** step), keep: decay !== 0 ? 1 - lr * decay : 1 },
-        {
-          offsets: [...g.layout.offsets, g.layout.size],
-          coefIndex: g.params.map((p) => (scale ? AdamW.positionOf(p.name, scale) : -1)),
-          coef: scale?.coef,
-        },
+        { coefIndex: g.params.map((p) => (scale ? AdamW.positionOf(p.name, scale) : -1)), coef: scale?.coef },
       );
       m0.assign(r.m);
       v0.assign(r.v);
-      const next = g.layout.unflatten(r.w);
-      g.params.forEach((p, i) => p.variable.assign(next[i]));
+      g.params.forEach((p, i) => p.variable.assign(r.ws[i]));
     });
   }
 

@@ -10,8 +10,9 @@ import { KERNEL_NAMES } from '../kernels/register';
 import { fusedEma, hasKernel } from '../kernels/ops';
 
 /**
- * EMA-update every teacher parameter that has a same-named student parameter,
- * as one flat vector (a few ops for the whole model; see `flat-params.ts`).
+ * EMA-update every teacher parameter that has a same-named student parameter:
+ * one kernel over all of them on wasm, else as one flat vector (a few ops for
+ * the whole model; see `flat-params.ts`).
  */
 export function emaUpdate(teacher: ParamSet, student: ParamSet, momentum: number): void {
   const pairs = teacher.params.flatMap((t) => {
@@ -19,13 +20,17 @@ export function emaUpdate(teacher: ParamSet, student: ParamSet, momentum: number
     return s ? [{ t: t.variable, s: s.variable }] : [];
   });
   if (pairs.length === 0) return;
-  const layout = FlatLayout.of(pairs.map((p) => p.t));
   tf.tidy(() => {
-    const t = layout.flatten(pairs.map((p) => p.t));
-    const s = layout.flatten(pairs.map((p) => p.s));
-    // One pass where the backend has the kernel (wasm), the same values as the two products and the sum.
-    const mixed = hasKernel(KERNEL_NAMES.ema) ? fusedEma(t, s, momentum) : (tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)) as tf.Tensor1D);
-    const next = layout.unflatten(mixed);
+    let next: tf.Tensor[];
+    if (hasKernel(KERNEL_NAMES.ema)) {
+      // One kernel, one pass per parameter, straight from the parameters (wasm); the same values.
+      next = fusedEma(pairs.map((p) => p.t), pairs.map((p) => p.s), momentum);
+    } else {
+      const layout = FlatLayout.of(pairs.map((p) => p.t));
+      const t = layout.flatten(pairs.map((p) => p.t));
+      const s = layout.flatten(pairs.map((p) => p.s));
+      next = layout.unflatten(tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)) as tf.Tensor1D);
+    }
     pairs.forEach((p, i) => p.t.assign(next[i]));
   });
 }
