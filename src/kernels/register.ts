@@ -25,6 +25,8 @@
  *   matrix, heads as strided views (no split/transpose/merge).
  * - IbotLayerNorm / IbotLayerNormGrad: row LayerNorm (row width a multiple
  *   of 4) in one pass each way; outputs y, x̂ and 1/σ for the backward.
+ * - IbotAdamW / IbotEma: the optimizer step and the teacher's EMA, one pass
+ *   per parameter from the parameters' own tensors.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';

@@ -66,7 +66,8 @@ function groupKey(p: Param): string {
  * `grad is None`.
  *
  * Each parameter group is updated as one flat vector (see `flat-params.ts`),
- * so a step costs the same dozen ops whatever the depth of the model. A group
+ * so a step costs the same dozen ops whatever the depth of the model; on wasm
+ * one kernel (`IbotAdamW`) does the group in one pass per parameter. A group
  * where only some parameters have a gradient, or whose step counts differ,
  * takes a slower per-parameter path with the same arithmetic.
  */
