@@ -184,7 +184,7 @@ interface Product {
 
 /** Scratch slot of the K-split partial products (chunk slots are 0 … MAX_CHUNKS − 1). */
 const PARTIALS_SLOT = MAX_CHUNKS;
-/** Scratch slot of the optimizer kernel's parameter table and constants. */
+/** Scratch slot of the optimizer kernel's constants. */
 const OPTIM_SLOT = MAX_CHUNKS + 1;
 /** Scratch the K-split partials may take (a ViT-S/16 MLP weight is 2.4 MB of them per piece). */
 const PARTIALS_MAX_BYTES = 32 << 20;
@@ -205,10 +205,10 @@ function runProduct(k: WasmKernels, p: Product, parts: number): void {
   const kParts = Math.max(Math.min(parts, k.parts), Math.min(parts, Math.floor(PARTIALS_MAX_BYTES / (4 * M * N))));
   const extraK = p.bias === 0 && p.g === 0 && K >= 64 * kParts ? 2 * kParts * M * N : Infinity;
   if (parts > 1 && extraK < Math.min(extraRows, extraCols)) {
-    const ks = splitRange(K, kParts, 4);
-    const partial = k.scratch(ks.length * M * N * 4, PARTIALS_SLOT);
-    k.run(ks.map(([s, e], j): Job => ['dense', [p.a + s * p.sAk, p.sAm, p.sAk, p.b + s * p.sBk, p.sBk, p.sBn, partial + j * M * N * 4, N * 4, M, N, e - s, 0, 0, k.scratch(gemmScratchBytes(N), j)]]));
     const MN = M * N;
+    const ks = splitRange(K, kParts, 4);
+    const partial = k.scratch(ks.length * MN * 4, PARTIALS_SLOT);
+    k.run(ks.map(([s, e], j): Job => ['dense', [p.a + s * p.sAk, p.sAm, p.sAk, p.b + s * p.sBk, p.sBk, p.sBn, partial + j * MN * 4, N * 4, M, N, e - s, 0, 0, k.scratch(gemmScratchBytes(N), j)]]));
     k.run(splitRange(MN, parts, 16).map(([s, e]): Job => ['colsum', [partial + s * 4, p.c + s * 4, ks.length, e - s, MN, 1]]));
     return;
   }

@@ -139,18 +139,12 @@ export function sinkhornKnopp(scores: tf.Tensor2D, temp: number, iterations = 3,
  * Low when every feature has a neighbour far away: it spreads the batch out.
  */
 export function koleoLoss(x: tf.Tensor2D, eps = 1e-8): tf.Scalar {
-  return koleoWithGrad(x, eps);
-}
-
-/**
- * KoLeo with its gradient written out: autodiff of the same ops launches about 140 kernels for a
- * [32, 128] batch (8 ms a step of the `fashion-mnist` preset on wasm, for a few thousand numbers);
- * this is about 30. The nearest neighbour is piecewise constant, so no gradient flows through
- * the choice: for d_i = ‖z_i − z_nn(i) + ε‖ and L = −mean log(d_i + ε),
- *   ∂L/∂z_i gets +g_i and ∂L/∂z_nn(i) gets −g_i, with g_i = −(z_i − z_nn(i) + ε) / (n·d_i·(d_i + ε));
- * then through z = x / max(‖x‖, ε): (G − z·⟨z, G⟩) / ‖x‖ per row (G / ε where ‖x‖ ≤ ε).
- */
-function koleoWithGrad(x: tf.Tensor2D, eps: number): tf.Scalar {
+  // The gradient is written out: autodiff of the same ops launches about 140 kernels for a
+  // [32, 128] batch (8 ms a step of the `fashion-mnist` preset on wasm, for a few thousand
+  // numbers); this is about 50. The nearest neighbour is piecewise constant, so no gradient flows
+  // through the choice: for d_i = ‖z_i − z_nn(i) + ε‖ and L = −mean log(d_i + ε), ∂L/∂z_i gets
+  // +g_i and ∂L/∂z_nn(i) gets −g_i, with g_i = −(z_i − z_nn(i) + ε) / (n·d_i·(d_i + ε)); then
+  // through z = x / max(‖x‖, ε): (G − z·⟨z, G⟩) / ‖x‖ per row (G / ε where ‖x‖ ≤ ε).
   const f = tf.customGrad(((xs: tf.Tensor, save: tf.GradSaveFunc) => {
     const n = xs.shape[0];
     const norm = tf.sqrt(tf.sum(tf.square(xs), 1, true));

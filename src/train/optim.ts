@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Param, usesWeightDecay } from '../model/params';
 import { FlatLayout, sumSquares } from './flat-params';
 import { KERNEL_NAMES } from '../kernels/register';
-import { fusedAdamW, hasKernel } from '../kernels/ops';
+import { AdamWStepConstants, fusedAdamW, hasKernel } from '../kernels/ops';
 
 export type Grads = Map<string, tf.Tensor>;
 
@@ -103,16 +103,20 @@ export class AdamW {
     }
   }
 
+  /** One step's constants (float64, rounded to float32 where they meet a tensor), shared by `adam` and the `IbotAdamW` kernel. */
+  private stepConstants(step: number, lr: number, decay: number): AdamWStepConstants {
+    const { beta1, beta2, eps } = this.config;
+    return { beta1, beta2, eps, sqrtBc2: Math.sqrt(1 - beta2 ** step), lr: lr / (1 - beta1 ** step), keep: decay !== 0 ? 1 - lr * decay : 1 };
+  }
+
   /** The Adam arithmetic on matching tensors (flat vectors or single parameters). */
   private adam(w: tf.Tensor, grad: tf.Tensor, m0: tf.Tensor, v0: tf.Tensor, step: number, lr: number, decay: number): { w: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
-    const { beta1, beta2, eps } = this.config;
-    const bc1 = 1 - beta1 ** step;
-    const bc2 = 1 - beta2 ** step;
-    const m = tf.add(tf.mul(m0, beta1), tf.mul(grad, 1 - beta1));
-    const v = tf.add(tf.mul(v0, beta2), tf.mul(tf.square(grad), 1 - beta2));
-    const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
-    const decayed = decay !== 0 ? tf.mul(w, 1 - lr * decay) : w;
-    return { w: tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)), m, v };
+    const k = this.stepConstants(step, lr, decay);
+    const m = tf.add(tf.mul(m0, k.beta1), tf.mul(grad, 1 - k.beta1));
+    const v = tf.add(tf.mul(v0, k.beta2), tf.mul(tf.square(grad), 1 - k.beta2));
+    const denom = tf.add(tf.div(tf.sqrt(v), k.sqrtBc2), k.eps);
+    const decayed = decay !== 0 ? tf.mul(w, k.keep) : w;
+    return { w: tf.sub(decayed, tf.mul(tf.div(m, denom), k.lr)), m, v };
   }
 
   /** Where a parameter's factor sits in `scale`. */
@@ -169,16 +173,13 @@ export class AdamW {
    */
   private updateFused(g: Group, grads: Grads, lr: number, decay: number, scale?: GradScale): void {
     const [m0, v0] = [g.m as tf.Variable, g.v as tf.Variable];
-    const { beta1, beta2, eps } = this.config;
-    const step = g.steps[0];
     tf.tidy(() => {
       const r = fusedAdamW(
         g.params.map((p) => p.variable),
         g.params.map((p) => grads.get(p.name) as tf.Tensor),
         m0 as tf.Tensor as tf.Tensor1D,
         v0 as tf.Tensor as tf.Tensor1D,
-        // The constants exactly as `adam` computes them (float64, rounded to float32 once).
-        { beta1, beta2, eps, sqrtBc2: Math.sqrt(1 - beta2 ** step), lr: lr / (1 - beta1 ** step), keep: decay !== 0 ? 1 - lr * decay : 1 },
+        this.stepConstants(g.steps[0], lr, decay),
         { coefIndex: g.params.map((p) => (scale ? AdamW.positionOf(p.name, scale) : -1)), coef: scale?.coef },
       );
       m0.assign(r.m);
