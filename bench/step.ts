@@ -50,7 +50,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { initBackend, describeBackend, measureMatMulPeak } from '../src/backend';
 import type { BackendName } from '../src/backend';
@@ -64,6 +63,7 @@ import { Rng } from '../src/util/rng';
 import { median } from '../src/util/stats';
 import { paddedRows } from '../src/train/patch-rows';
 import { makeDirs } from '../src/util/fs';
+import { runJson } from './run-json';
 
 interface Args {
   json: boolean;
@@ -294,8 +294,7 @@ async function featureThroughput(cfg: PretrainConfig, B: number, ds: ImageDatase
 }
 
 function loadAverage(): number {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('os').loadavg()[0];
+  return os.loadavg()[0];
 }
 
 /** Save the result to `--out`; with `--json` print it as one line and return true (no report follows). */
@@ -331,11 +330,7 @@ function threadScaling(args: Args, argv: string[]): void {
   }
   const rows: ThreadRow[] = [];
   for (const n of args.threadList ?? []) {
-    const cmd = [...process.execArgv, __filename, ...passOn, '--threads', String(n), '--json'];
-    const r = spawnSync(process.execPath, cmd, { encoding: 'utf8', maxBuffer: 1 << 26 });
-    const line = (r.stdout ?? '').trim().split('\n').reverse().find((l) => l.startsWith('{'));
-    if (r.status !== 0 || !line) throw new Error(`--threads ${n}: the benchmark failed (exit ${r.status}): ${(r.stderr ?? '').slice(-800)}`);
-    const j = JSON.parse(line) as ThreadRow;
+    const j = runJson([process.execPath, ...process.execArgv, __filename, ...passOn, '--threads', String(n), '--json']) as unknown as ThreadRow;
     rows.push({ threads: n, imagesPerSec: j.imagesPerSec, bestImagesPerSec: j.bestImagesPerSec, achievedGflops: j.achievedGflops, simd: j.simd, loadAverage: j.loadAverage });
     if (!args.json) console.log(`  ${n} thread${n === 1 ? '' : 's'}: ${j.imagesPerSec.toFixed(1)} images/s`);
   }

@@ -14,11 +14,11 @@
  * `--pin` runs both under `taskset -c 0-(cores−1)`. `--python` picks the
  * interpreter (default /usr/bin/python3, which has Debian's torch).
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from '../src/util/stats';
+import { runJson } from './run-json';
 
 interface Args {
   rounds: number;
@@ -55,13 +55,9 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Runs a command (pinned when asked) and returns the last JSON line it printed. */
-function runJson(cmd: string[], env: NodeJS.ProcessEnv, a: Args): Record<string, unknown> {
-  const full = a.pin ? ['taskset', '-c', `0-${a.cores - 1}`, ...cmd] : cmd;
-  const r = spawnSync(full[0], full.slice(1), { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 26 });
-  const line = (r.stdout ?? '').trim().split('\n').reverse().find((l) => l.startsWith('{'));
-  if (r.status !== 0 || !line) throw new Error(`${full.join(' ')} failed (exit ${r.status}): ${(r.stderr ?? '').slice(-800)}`);
-  return JSON.parse(line) as Record<string, unknown>;
+/** Runs a command, pinned to the first `cores` cores when asked, and returns the last JSON line it printed. */
+function runPinned(cmd: string[], env: NodeJS.ProcessEnv, a: Args): Record<string, unknown> {
+  return runJson(a.pin ? ['taskset', '-c', `0-${a.cores - 1}`, ...cmd] : cmd, env);
 }
 
 function main(): void {
@@ -73,8 +69,8 @@ function main(): void {
   let torchVersion = '';
   for (let r = 0; r < a.rounds; r++) {
     // wasm explicitly: on a machine with a GPU the default backend would be WebGPU.
-    const ours = runJson([process.execPath, step, '--json', '--backend', 'wasm', '--threads', String(a.cores), '--steps', String(a.steps)], {}, a);
-    const peer = runJson([a.python, a.peer, String(a.steps + 2)], peerEnv, a);
+    const ours = runPinned([process.execPath, step, '--json', '--backend', 'wasm', '--threads', String(a.cores), '--steps', String(a.steps)], {}, a);
+    const peer = runPinned([a.python, a.peer, String(a.steps + 2)], peerEnv, a);
     torchVersion = String(peer.torch);
     const o = Number(ours.imagesPerSec);
     const p = Number(peer.imagesPerSecond);
